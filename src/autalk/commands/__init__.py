@@ -1,0 +1,1 @@
+"""One module per ``autalk`` subcommand; each exposes ``add_parser(subparsers)``."""
