@@ -27,7 +27,8 @@ def _run_ffmpeg(args: list[str], stdin: bytes | None = None) -> bytes:
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *args]
     proc = subprocess.run(cmd, input=stdin, capture_output=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed ({' '.join(args[:6])} ...): {proc.stderr.decode(errors='replace')}")
+        err = proc.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"ffmpeg failed ({' '.join(args[:6])} ...): {err}")
     return proc.stdout
 
 
