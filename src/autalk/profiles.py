@@ -83,3 +83,14 @@ def require(path: str | os.PathLike[str], stage: str, profile: str | None = None
     nb = STAGES.get(stage, stage)
     prof = f" with profile '{profile}'" if profile else ""
     raise MissingStageError(f"{p} not found. Run {nb}{prof} first (or `make reproduce`).")
+
+
+def write_manifest(profile: str, stage: str, data: dict[str, Any], name: str = "manifest.json") -> Path:
+    """Record what a stage produced as ``runs/<profile>/<stage>/<name>`` (JSON) and return the path."""
+    import json
+
+    path = run_dir(profile, stage) / name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)  # readers never see a half-written manifest
+    return path

@@ -268,3 +268,46 @@ def remove_corpus(out: str | os.PathLike[str]) -> None:
     if not (out / "corpus.json").is_file():
         raise ValueError(f"{out} does not look like a teaching corpus (no corpus.json); not removing it")
     shutil.rmtree(out)
+
+
+# ---- reading back --------------------------------------------------------------------------------
+
+
+@dataclass
+class CorpusClip:
+    """One teaching-corpus clip read back from disk through the same readers GRID uses."""
+
+    speaker: str
+    clip_id: str
+    frames: np.ndarray  # (T,H,W,3) uint8 RGB, decoded from the .mpg
+    audio: np.ndarray  # (N,) float32 from the .wav
+    sr: int
+    words: list[Segment]
+    phonemes: list[Segment]
+    intensity: np.ndarray  # (T,A) from the OpenFace-format CSV
+    presence: np.ndarray  # (T,A)
+
+
+def load_clip(root: str | os.PathLike[str], speaker: str, clip_id: str) -> CorpusClip:
+    """Read one clip of a teaching corpus (video, wav, alignment, phonemes, AU csv)."""
+    from autalk.corpus.align import read_align
+    from autalk.media import read_video, read_wav
+    from autalk.openface import read_openface_csv
+
+    d = Path(root) / speaker
+    frames, _ = read_video(d / "video" / f"{clip_id}.mpg")
+    audio, sr = read_wav(d / "audio" / f"{clip_id}.wav")
+    aus = read_openface_csv(d / "au" / f"{clip_id}.csv", aus=PAPER_AUS)
+    return CorpusClip(speaker, clip_id, frames, audio, sr, read_align(d / "align" / f"{clip_id}.align"),
+                      read_align(d / "phonemes" / f"{clip_id}.phn"), aus.intensity, aus.presence)
+
+
+def list_corpus(root: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """Complete clips per speaker of a teaching corpus: ``{"s1": ["bbaf2n", ...], ...}``."""
+    root = Path(root)
+    out: dict[str, list[str]] = {}
+    for d in sorted(root.glob("s*"), key=lambda d: int(d.name[1:]) if d.name[1:].isdigit() else 0):
+        ids = sorted(p.stem for p in (d / "au").glob("*.csv"))
+        if ids:
+            out[d.name] = ids
+    return out
