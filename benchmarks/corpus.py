@@ -18,7 +18,8 @@ def clips_per_minute(n_clips: int, workers: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         speakers = 2
         t = time.perf_counter()
-        build_corpus(tmp, speakers=speakers, clips=n_clips // speakers, seed=0, workers=workers, progress=False)
+        build_corpus(tmp, speakers=speakers, clips=n_clips // speakers, seed=0, workers=workers,
+                     progress=False)
         return n_clips / (time.perf_counter() - t) * 60
 
 

@@ -44,7 +44,8 @@ def test_grid_layout_and_formats(small_corpus):
             assert align.words_of(segs) == grammar.words_from_id(cid)
             assert segs[0].label == "sil" and segs[-1].label == "sil"
             assert segs[0].start == 0 and abs(segs[-1].end - 3.0) < 1e-6
-            assert all(a.end == b.start for a, b in zip(segs, segs[1:], strict=False)), "gaps in the alignment"
+            gaps = [(a, b) for a, b in zip(segs, segs[1:], strict=False) if a.end != b.start]
+            assert not gaps, f"gaps in the alignment: {gaps}"
             aus = read_openface_csv(d / "au" / f"{cid}.csv")
             assert aus.intensity.shape == (75, 5) and aus.valid.all()
             assert aus.intensity.min() >= 0 and aus.intensity.max() <= 5
@@ -138,7 +139,8 @@ def test_mouth_opens_during_vowels_within_one_frame(small_corpus):
 
     from autalk.dlibmodels import model_path
 
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("landmarks68")))
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(model_path("landmarks68")))
     checked = 0
     for spk, ids in build.list_corpus(small_corpus).items():
         clip = build.load_clip(small_corpus, spk, ids[0])
