@@ -110,11 +110,11 @@ def preprocess_clip(src: Any, image_size: int, detector: Any, predictor: Any, au
         raise SkipClip(f"audio shorter than video: {dur_a:.2f} s of audio for {dur_v:.2f} s of video")
     m = A.mfcc(audio, sr)
     windows = A.mfcc_windows(m, t, fps=fps)
-    last_needed = int(A.window_starts(t, fps)[-1]) + A.WINDOW_STEPS // 2  # step at the last frame's centre
-    if last_needed >= m.shape[1]:
-        short = int(np.ceil((last_needed - m.shape[1] + 1) / (A.MFCC_RATE / fps)))
-        counts["audio_short_frames"] += short
-        notes.append(f"audio {1000 * (dur_v - dur_a):.0f} ms shorter than video: last MFCC step repeated")
+    if dur_a < dur_v - 0.5 / A.MFCC_RATE:
+        short_ms = int(round(1000 * (dur_v - dur_a)))
+        counts["audio_shorter_than_video_clips"] += 1
+        counts["audio_shorter_than_video_ms"] += short_ms
+        notes.append(f"audio {short_ms} ms shorter than video: last MFCC step repeated (edge padding)")
 
     # Face: detect (strided), landmarks, one fixed crop per clip.
     track = track_face(frames, detector, stride=stride, max_missing_fraction=max_missing_fraction)
@@ -213,6 +213,7 @@ def _init_worker(detector: str) -> None:
     except ImportError:  # pragma: no cover
         pass
     load_models(detector)
+    A.mfcc(np.zeros(A.SAMPLE_RATE // 10, np.float32))  # librosa's first call compiles (~1 s): do it now
 
 
 def _job(job: tuple[Any, str, dict[str, Any], str]) -> dict[str, Any]:
