@@ -55,6 +55,8 @@ def test_track_is_stable_and_inside_frame(clips):
         # one face that does not wander: the box centre stays within a few pixels
         centre = (b[:, :2] + b[:, 2:]) / 2
         assert np.ptp(centre, axis=0).max() < 15, cid
+        # steady box size: HOG's pyramid-level jumps are smoothed away (landmarks depend on it)
+        assert np.ptp(sizes) < 8, (cid, np.ptp(sizes))
         print(f"{cid}: track+landmarks+crop112 {1000 * secs:.0f} ms for {t} frames")
 
 
@@ -140,6 +142,19 @@ def test_few_missing_frames_are_interpolated(clips, detector):
     assert not tr.detected[22:29].any()
     assert tr.n_detector_runs > 16  # the re-tries ran
     np.testing.assert_allclose(tr.boxes[22:29], np.repeat(tr.median_box[None], 7, 0), atol=4)
+
+
+def test_track_follows_a_moving_face(clips, detector):
+    """The search region re-centres when the face drifts (or is lost) instead of losing it."""
+    frames = clips["lgir8n"][0]
+    shifts = np.linspace(0, 70, len(frames)).astype(int)
+    moved = np.stack([np.roll(f, -s, axis=1) for f, s in zip(frames, shifts, strict=True)])
+    tr = track_face(moved, detector)
+    still = track_face(frames, detector, roi_margin=None)
+    assert tr.ok and tr.interpolated == 0
+    cx = (tr.boxes[:, 0] + tr.boxes[:, 2]) / 2
+    cx0 = (still.boxes[:, 0] + still.boxes[:, 2]) / 2
+    assert np.abs(cx - (cx0 - shifts)).max() < 10
 
 
 def test_large_frame_is_downscaled(clips, detector):
