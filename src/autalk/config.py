@@ -62,6 +62,16 @@ class ModelConfig:
         return len(self.aus)
 
 
+def tiny_model_config(image_size: int = 64, **overrides: Any) -> ModelConfig:
+    """The same architecture, much narrower: for unit tests and seconds-long smoke runs only."""
+    widths: dict[str, Any] = dict(
+        id_dim=32, audio_dim=32, au_feature_dim=8, rnn_hidden=32, base_channels=8,
+        audio_channels=(8, 8, 16, 16, 16), a2au_channels=4, a2au_lstm_hidden=16,
+        au_cls_channels=(4, 4, 8, 8), au_cls_hidden=(16, 8), disc_channels=8,
+    )  # fmt: skip
+    return ModelConfig(image_size=image_size, **{**widths, **overrides})
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Which terms of Eq. 8 are on, their lambdas (sec 4.2) and the details the paper leaves open."""

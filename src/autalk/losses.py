@@ -60,7 +60,7 @@ def perceptual_loss(features: Callable[[Tensor], Sequence[Tensor]], fake: Tensor
     if fake.dim() == 5:
         fake, real = fake.flatten(0, 1), real.flatten(0, 1)
     with torch.no_grad():
-        real_feats = features(real)
+        real_feats = [r.detach() for r in features(real)]  # detach: an extractor may return its input
     fake_feats = features(fake)
     if len(fake_feats) == 0:
         raise ValueError("perceptual_loss: the feature extractor returned no layers")
