@@ -183,15 +183,17 @@ def test_folder_corpus(tmp_path):
     src, silent = tmp_path / "src.mp4", tmp_path / "silent.mp4"
     write_video(src, _frames(10), fps=25, audio=_tone(0.4, 16000), sr=16000, codec="h264")
     write_video(silent, _frames(10), fps=25, codec="h264")
-    for rel in ["spkB/clip2.mp4", "spkA/clip10.mp4", "spkA/clip2.mp4", "spkA/notes.txt"]:
+    for rel in ["spkB/clip2.mp4", "spkA/clip10.mp4", "spkA/clip2.mp4", "spkA/notes.txt",
+                "w1/train/a.mp4", "w2/train/a.mp4"]:
         (tmp_path / "root" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(silent if rel.startswith("spkB") else src, tmp_path / "root" / rel)
     (tmp_path / "root" / "spkB" / "empty.mkv").write_bytes(b"")
     clips, problems = list_clips("folder", tmp_path / "root")
     assert [(c.speaker, c.clip_id) for c in clips] == [
-        ("spkA", "spkA/clip2"), ("spkA", "spkA/clip10"), ("spkB", "spkB/clip2")
+        ("spkA", "clip2"), ("spkA", "clip10"), ("spkB", "clip2"),
+        ("train", "w1__train__a.mp4"), ("train", "w2__train__a.mp4"),  # same speaker name and stem
     ]
-    assert problems == [{"speaker": "spkB", "clip_id": "spkB/empty", "reason": problems[0]["reason"]}]
+    assert problems == [{"speaker": "spkB", "clip_id": "empty", "reason": problems[0]["reason"]}]
     frames, audio, _ = load_clip_av(clips[0])
     assert frames.shape == (10, H, W, 3) and len(audio) > 0
     # a clip without any audio track: clear error naming it

@@ -16,7 +16,8 @@ Corpora (``corpus`` argument of :func:`list_clips`):
     ``<speaker>/audio/<s>.wav`` is used when present, else the mp4's own audio.
 ``folder``
     Any ``*.mp4 *.mpg *.avi *.mov *.mkv`` under ``root`` (LRW / VoxCeleb2 style); speaker = parent folder
-    name, clip id = path relative to ``root`` without suffix; a sibling ``<stem>.wav`` is used if present.
+    name, clip id = file stem (made unique from the relative path where a speaker name has two clips of
+    the same stem, e.g. LRW's ``<WORD>/train/``); a sibling ``<stem>.wav`` is used if present.
 
 GRID alignment checks. A popular mirror (the Zenodo release) files alignment folders under the wrong
 speakers. For every speaker the listing checks (1) that the align ids match the speaker's video ids, and
@@ -291,25 +292,37 @@ def _list_folder(root: Path, speakers: list[str] | None, max_per_speaker: int):
                 paths.append(Path(dirpath) / fn)
     if not paths:
         problems.append(_problem("*", "*", f"no video files (*{', *'.join(VIDEO_SUFFIXES)}) under {root}"))
-    per_spk: dict[str, int] = {}
 
-    def order(p: Path) -> tuple:
-        return natural_key(p.parent.name), natural_key(p.relative_to(root).as_posix())
+    def speaker_of(p: Path) -> str:
+        return p.parent.name if p.parent != root else root.name
 
-    keyed = sorted(paths, key=order)
+    # Clip id: the file stem; where two files of one speaker name share a stem (LRW's <WORD>/train/ folders,
+    # clip.mp4 next to clip.avi) their path relative to root, '/' -> '__', suffix kept, for all of them.
+    stems: dict[tuple[str, str], int] = {}
+    for p in paths:
+        stems[(speaker_of(p), p.stem)] = stems.get((speaker_of(p), p.stem), 0) + 1
+
+    def clip_id(p: Path) -> str:
+        if stems[(speaker_of(p), p.stem)] == 1:
+            return p.stem
+        return p.relative_to(root).as_posix().replace("/", "__")
+
     want = set(speakers) if speakers else None
-    for p in keyed:
-        spk = p.parent.name if p.parent != root else root.name
+    per_spk: dict[str, int] = {}
+    for p in sorted(paths, key=lambda p: (natural_key(speaker_of(p)), natural_key(clip_id(p)))):
+        spk = speaker_of(p)
         if want is not None and spk not in want:
             continue
-        cid = p.relative_to(root).with_suffix("").as_posix()
+        cid = clip_id(p)
         if p.stat().st_size == 0:
             problems.append(_problem(spk, cid, f"empty video file {p}"))
             continue
         if max_per_speaker and per_spk.get(spk, 0) >= max_per_speaker:
             continue
         wav = p.with_suffix(".wav")
-        clips.append(ClipSource("folder", spk, cid, p, wav if wav.is_file() else None, None, None, []))
+        rel = p.relative_to(root).as_posix()
+        notes = [] if cid == p.stem else [f"clip id made unique from its path ({rel})"]
+        clips.append(ClipSource("folder", spk, cid, p, wav if wav.is_file() else None, None, None, notes))
         per_spk[spk] = per_spk.get(spk, 0) + 1
     return clips, problems
 
