@@ -92,11 +92,6 @@ def speaker_voice(speaker: int, seed: int, voices: tuple[str, ...] | None = None
     return v
 
 
-def speaker_style(speaker: int, seed: int) -> float:
-    """How widely this speaker articulates (scales AU intensities), 0.8..1.15."""
-    return float(np.random.default_rng([seed, speaker, _IDENTITY_STREAM + 1]).uniform(0.8, 1.15))
-
-
 def speaker_sentences(speaker: int, n_clips: int, seed: int) -> list[list[str]]:
     """``n_clips`` distinct GRID sentences for one speaker (a prefix-stable sequence)."""
     rng = np.random.default_rng([seed, speaker, _IDENTITY_STREAM + 2])
@@ -133,7 +128,7 @@ def render_clip_job(job: ClipJob) -> Clip:
     voice = speaker_voice(job.speaker, job.seed, job.voices)
     audio = speech.make_clip_audio(list(job.words), voice, rng, duration=DURATION, sr=SAMPLE_RATE)
     intensity = visemes.au_tracks(audio.phonemes, n_frames=N_FRAMES, fps=FPS, rng=rng,
-                                  style=speaker_style(job.speaker, job.seed))
+                                  style=visemes.style_for_speaker(job.speaker, job.seed))
     presence = visemes.au_presence(intensity)
     motion = face.sample_motion(N_FRAMES, rng, fps=FPS)
     frames = face.render_clip(speaker_identity(job.speaker, job.seed), intensity, motion)
@@ -234,7 +229,8 @@ def build_corpus(out: str | os.PathLike[str], speakers: int = 8, clips: int = 30
         for sub in SUBDIRS:
             (d / sub).mkdir(parents=True, exist_ok=True)
         spk = {"speaker": f"s{s}", "identity": dataclasses.asdict(speaker_identity(s, seed)),
-               "voice": dataclasses.asdict(speaker_voice(s, seed, voices)), "style": speaker_style(s, seed)}
+               "voice": dataclasses.asdict(speaker_voice(s, seed, voices)),
+               "style": visemes.style_for_speaker(s, seed)}
         (d / "speaker.json").write_text(json.dumps(spk, indent=1, default=_jsonable))
     jobs = plan(out, speakers, clips, seed, voices)
     counts = {"built": 0, "skipped": 0}
