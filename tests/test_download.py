@@ -215,6 +215,10 @@ def test_verify_archive_detects_cut_tar_at_member_boundary(tmp_path):
     p.write_bytes(data[: 512 * 2])  # header + data of the first member only, no end blocks
     with pytest.raises(DownloadError, match="end-of-archive"):
         verify_archive(p)
+    z = tmp_path / "a.zip"
+    z.write_bytes(_zip({"a.align": b"x" * 2000})[:-30])  # central directory cut off
+    with pytest.raises(DownloadError, match="corrupt or truncated"):
+        verify_archive(z, "http://example/a.zip")
 
 
 def test_url_table_and_cli(server, tmp_path, capsys):

@@ -454,7 +454,10 @@ def download_grid(
                     name = _local_name(url, base)
                     info = known.get(name, {})
                     path = cache / name
-                    if not (shared and path.is_file()):
+                    size = info.get("size")
+                    if path.is_file() and size is not None and path.stat().st_size != size:
+                        path.unlink()  # a stale copy of another size: fetch again
+                    if not path.is_file():  # kept from an earlier run (shared, or --keep-archives): reuse
                         fetch(url, path, expected_size=info.get("size"), checksum=sums.get(name),
                               retries=retries, timeout=timeout, progress=progress, log=log)
                     try:
