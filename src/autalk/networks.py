@@ -173,9 +173,10 @@ class Audio2AU(nn.Module):
     """Audio-to-AU module for one AU: conv along frequency, conv along time, 2 LSTM layers, 3 FC layers.
 
     (B,T,12,28) -> logits (B,T,1); ``sigmoid(logits)`` is the paper's AU occurrence probability used in
-    pre-training. In the generator the last FC layer (``head``) is dropped and the 64-d output of the
-    penultimate layer (after its ReLU, i.e. exactly the input of ``head``) is the AU feature f_au_i:
-    ``features(mfcc)`` -> (B,T,64).
+    pre-training. In the generator the last FC layer (``head``) is removed from the feature path: the
+    64-d output of the penultimate layer (after its ReLU, i.e. exactly the input of ``head``) is the AU
+    feature f_au_i, ``features(mfcc)`` -> (B,T,64). The generator still evaluates ``head`` on the side
+    to report AU logits, so L_au can fine-tune the module (sec 4.2); those logits never enter f_k.
 
     Time handling: the LSTM runs over the 28 MFCC steps *inside* each 280 ms window, and every video
     frame's window is processed independently (B*T windows as one batch); the last LSTM step feeds
@@ -195,7 +196,7 @@ class Audio2AU(nn.Module):
         self.lstm = nn.LSTM(c * cfg.n_mfcc, cfg.a2au_lstm_hidden, num_layers=2, batch_first=True)
         self.fc1 = nn.Linear(cfg.a2au_lstm_hidden, 128)
         self.fc2 = nn.Linear(128, cfg.au_feature_dim)
-        self.head = nn.Linear(cfg.au_feature_dim, 1)  # removed in the generator (features only)
+        self.head = nn.Linear(cfg.au_feature_dim, 1)  # the layer the generator's features skip
         self.act = nn.ReLU()
 
     def features(self, mfcc: Tensor) -> Tensor:
