@@ -315,17 +315,25 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
     status: Counter[str] = Counter()
     results: list[dict[str, Any]] = []
     t_work = time.perf_counter()
+    t_first: float | None = None  # when the first processed clip came back (workers started, models loaded)
+    frames_after_first = 0
     with tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress) as bar:
         for r in _run_jobs(jobs, workers, detector):
             status[r["status"]] += 1
             results.append(r)
+            if r["status"] == "kept":
+                if t_first is None:
+                    t_first = time.perf_counter()
+                else:
+                    frames_after_first += r["n_frames"]
             if r["status"] == "dropped":
                 dropped.append({"speaker": r["speaker"], "clip_id": r["clip_id"], "stage": "preprocess",
                                 "reason": r["reason"]})
             bar.update()
             bar.set_postfix(kept=status["kept"], cached=status["cached"], dropped=status["dropped"],
                             refresh=False)
-    work_s = time.perf_counter() - t_work
+    t_end = time.perf_counter()
+    work_s = t_end - t_work
     new_frames = sum(r.get("n_frames", 0) for r in results if r["status"] == "kept")
 
     # Everything below is read back from the cache files, so a resumed run reports the whole corpus.
@@ -392,6 +400,10 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         "au_loss_weights": manifest["au_loss_weights"],
         "seconds": round(time.perf_counter() - t_start, 2),
         "frames_per_second": round(new_frames / work_s, 1) if new_frames and work_s > 0 else None,
+        "seconds_to_first_clip": round(t_first - t_work, 2) if t_first is not None else None,
+        "frames_per_second_after_first_clip": (round(frames_after_first / (t_end - t_first), 1)
+                                               if t_first is not None and t_end > t_first
+                                               and frames_after_first else None),
         "notes": [n for n in (norm_note,) if n],
     }
     cache.write_json(out / cache.REPORT, report)
@@ -429,7 +441,9 @@ def summary(report: dict[str, Any]) -> str:
     if report["decisions"]:
         lines.append("decisions: " + ", ".join(f"{k} {v}" for k, v in report["decisions"].items()))
     if report.get("frames_per_second"):
-        lines.append(f"speed: {report['frames_per_second']} frames/s with {report['workers']} worker(s)")
+        lines.append(f"speed: {report['frames_per_second']} frames/s with {report['workers']} worker(s) "
+                     f"({report['seconds_to_first_clip']} s until the first clip: starting workers, loading "
+                     f"models; {report['frames_per_second_after_first_clip'] or '-'} frames/s after that)")
     if report.get("au_loss_weights"):
         lines.append("AU loss weights (Eq. 1): " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                             report["au_loss_weights"].items()))
