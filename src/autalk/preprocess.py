@@ -201,6 +201,7 @@ def load_models(detector: str = "hog") -> dict[str, Any]:
 
         _MODELS.update(kind=detector, detector=FaceDetector(kind=detector), predictor=LandmarkPredictor(),
                        au=default_detector())
+        A.mfcc(np.zeros(A.SAMPLE_RATE // 10, np.float32))  # librosa's first call imports a lot (~2 s)
     return _MODELS
 
 
@@ -213,7 +214,6 @@ def _init_worker(detector: str) -> None:
     except ImportError:  # pragma: no cover
         pass
     load_models(detector)
-    A.mfcc(np.zeros(A.SAMPLE_RATE // 10, np.float32))  # librosa's first call compiles (~1 s): do it now
 
 
 def _job(job: tuple[Any, str, dict[str, Any], str]) -> dict[str, Any]:
