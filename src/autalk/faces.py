@@ -140,7 +140,8 @@ def _roi(box: np.ndarray, margin: float) -> tuple[float, float, float, float]:
 
 def track_face(frames: np.ndarray, detector: FaceDetector, stride: int = 5,
                max_missing_fraction: float = 0.2, retry: int | None = None,
-               smooth: int = 3, size_smooth: int = 9, roi_margin: float | None = 0.5) -> FaceTrack:
+               smooth: int = 3, size_smooth: int = 9, roi_margin: float | None = 0.5,
+               still_tol: float = 0.05) -> FaceTrack:
     """Detect the face on every ``stride``-th frame (and the last), interpolate and smooth the boxes.
 
     After the first detection the detector searches only a fixed region, that box grown by
@@ -155,6 +156,10 @@ def track_face(frames: np.ndarray, detector: FaceDetector, stride: int = 5,
     same still GRID speaker) and dlib's landmarks, the chin especially, move with the box size, so a
     steady size keeps the landmark geometry (and the AU features built on it) steady. Centre and size
     are then interpolated linearly between detections and held before the first and after the last.
+    When every detection centre lies within ``still_tol`` x the box size of their median (a seated
+    GRID talker), all frames get the one median box: dlib's landmarks shift with the box (on a
+    procedurally drawn face a 1 px box shift moved the inner lips by up to 4 px), and a constant box
+    keeps that jitter out of the mouth geometry. ``still_tol=0`` disables this.
     More than ``max_missing_fraction`` of the sampled frames missing gives ``ok=False`` with a reason.
     """
     frames = np.asarray(frames)
@@ -186,7 +191,12 @@ def track_face(frames: np.ndarray, detector: FaceDetector, stride: int = 5,
         runs += 1
         box = detector.largest(frames[j])
         if box is not None and roi_margin is not None:
+            # Re-detect inside the new region so that this and the following detections share one
+            # HOG cell grid (full-frame and region boxes differ by a pixel or two).
             roi = _roi(box, roi_margin)
+            runs += 1
+            again = detector.largest(frames[j], roi)
+            box = box if again is None else again
         return box
 
     samples = _sample_indices(t, stride)
@@ -210,6 +220,10 @@ def track_face(frames: np.ndarray, detector: FaceDetector, stride: int = 5,
     raw = np.stack([hits[k] for k in keys]).astype(np.float64)
     centre = _running_median((raw[:, :2] + raw[:, 2:]) / 2, smooth)
     size = _running_median(raw[:, 2:] - raw[:, :2], size_smooth)
+    if still_tol > 0:
+        med_c, med_s = np.median(centre, axis=0), np.median(size, axis=0)
+        if np.abs(centre - med_c).max() <= still_tol * med_s.max():
+            centre, size = np.repeat(med_c[None], len(keys), 0), np.repeat(med_s[None], len(keys), 0)
     all_t = np.arange(t)
     c = np.stack([np.interp(all_t, keys, centre[:, k]) for k in range(2)], axis=1)
     sz = np.stack([np.interp(all_t, keys, size[:, k]) for k in range(2)], axis=1)
