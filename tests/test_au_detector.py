@@ -3,6 +3,7 @@ and (when the teaching-corpus renderer exists) agreement with rendered faces of 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -29,13 +30,13 @@ JAW = list(range(4, 13))
 @pytest.fixture(scope="module")
 def neutral(fixtures_dir) -> np.ndarray:
     """Real dlib landmarks of GRID s1's first (silent, mouth closed) frame."""
-    from autalk.faces import FaceDetector, LandmarkPredictor
     from autalk.media import read_video
 
     frames, _ = read_video(fixtures_dir / "real" / "grid" / "s1" / "video" / "bbaf2n.mpg", max_frames=1)
-    box = FaceDetector().largest(frames[0])
+    detector, predictor = _face_models()
+    box = detector.largest(frames[0])
     assert box is not None
-    return LandmarkPredictor().predict(frames[0], box)
+    return predictor.predict(frames[0], box)
 
 
 def _moved(neutral, points, dx=0.0, dy=0.0) -> np.ndarray:
@@ -178,14 +179,22 @@ def test_fit_detector_recovers_a_known_mapping(neutral):
     AUDetector.from_json(fitted.to_json())  # fitted detectors serialise too
 
 
+@functools.cache
+def _face_models():
+    from autalk.faces import FaceDetector, LandmarkPredictor
+
+    return FaceDetector(), LandmarkPredictor()
+
+
 def _detect_rendered(face, ident, au):
     """Render frames with known AUs, then run the real pipeline: HOG track, dlib landmarks, detector."""
-    from autalk.faces import FaceDetector, LandmarkPredictor, track_face
+    from autalk.faces import track_face
 
+    detector, predictor = _face_models()
     frames = np.stack([face.render_frame(ident, a) for a in au])
-    track = track_face(frames, FaceDetector())
+    track = track_face(frames, detector)
     assert track.ok, track.reason
-    lm = LandmarkPredictor()(frames, track.boxes)
+    lm = predictor(frames, track.boxes)
     return default_detector().predict(lm)[0]  # neutral = first frame (all AUs 0)
 
 
