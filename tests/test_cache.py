@@ -163,3 +163,7 @@ def test_dataset_lru_limit(tmp_path):
         ds[i]
     assert len(ds._lru) == 1 and ds._lru_bytes <= ds.cache_bytes
     assert ds.n_frames == 62
+    pre = ClipDataset(tmp_path, "train", seq_len=5, preload=True)
+    assert len(pre._lru) == 3
+    item = pre[0]
+    assert item["frames"].is_contiguous() and item["frames"].dtype == torch.float32
