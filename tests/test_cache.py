@@ -85,7 +85,7 @@ def test_loss_weights_eq1():
     assert n == 4
     np.testing.assert_allclose(r, [0.75, 1.0, 0.0, 1.0, 0.25])
     w = cache.au_loss_weights(r)
-    rr = np.maximum(r, 1e-3)
+    rr = np.maximum(r, cache.MIN_RATE)
     np.testing.assert_allclose(w, (1 / rr) * 5 / np.sum(1 / rr))
     assert w.mean() == pytest.approx(1.0)
     w2 = cache.au_loss_weights(np.array([0.5, 0.5, 0.25, 0.5, 0.5]))

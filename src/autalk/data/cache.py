@@ -125,7 +125,7 @@ def load_clip(path: str | os.PathLike[str], keys: Iterable[str] | None = None,
 def remove_temp_files(out_dir: str | os.PathLike[str]) -> int:
     """Delete temp files left by an interrupted run; returns how many."""
     n = 0
-    for t in Path(out_dir).glob(f"clips/*/*{TMP_MARK}*"):
+    for t in Path(out_dir).glob(f"clips/**/*{TMP_MARK}*"):
         t.unlink(missing_ok=True)
         n += 1
     return n
@@ -149,10 +149,14 @@ def au_occurrence_rates(presence: Iterable[np.ndarray]) -> tuple[np.ndarray, int
     return total / n, n
 
 
-def au_loss_weights(rates: np.ndarray, min_rate: float = 1e-3) -> np.ndarray:
+MIN_RATE = 0.01  # floor of r_i in Eq. 1
+
+
+def au_loss_weights(rates: np.ndarray, min_rate: float = MIN_RATE) -> np.ndarray:
     """Paper Eq. 1: ``w_i = (1/r_i) n_au / sum_j (1/r_j)`` (the weights average to 1).
 
-    An AU that never occurs (r_i = 0) would get an infinite weight; rates are floored at ``min_rate``.
+    An AU that never occurs (r_i = 0) would get an infinite weight and leave none for the others, so
+    rates are floored at ``min_rate`` (1% of frames; our choice, the paper has no such case).
     """
     r = np.maximum(np.asarray(rates, dtype=np.float64), min_rate)
     inv = 1.0 / r
@@ -186,7 +190,8 @@ def build_manifest(out_dir: str | os.PathLike[str], clips: list[dict], splits: d
             "au_loss_weights": {f"AU{a:02d}": float(w) for a, w in zip(aus, weights, strict=True)},
             "au_stats_frames": int(n),
             "au_loss_weights_formula": "w_i = (1/r_i) n_au / sum_j(1/r_j), r_i = train-split occurrence "
-                                       "rate (paper Eq. 1); r_i floored at 1e-3",
+                                       f"rate (paper Eq. 1); r_i floored at {MIN_RATE}",
+            "au_rates_floored": [f"AU{a:02d}" for a, r in zip(aus, rates, strict=True) if r < MIN_RATE],
         })
     else:
         manifest.update({"au_occurrence_rates": None, "au_loss_weights": None, "au_stats_frames": 0})
