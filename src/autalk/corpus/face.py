@@ -286,7 +286,7 @@ def sample_identity(rng: np.random.Generator) -> Identity:
 
 
 # ----------------------------------------------------------------------------------------------- motion
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Motion:
     """Per-frame non-speech motion of one clip."""
 
@@ -314,12 +314,12 @@ def sample_motion(n_frames: int, rng: np.random.Generator, fps: float = 25.0) ->
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     blink = np.zeros(n_frames)
-    t = rng.uniform(0.2, 3.0) * fps
+    t = rng.uniform(0.2, 2.6) * fps  # so a 3 s GRID clip always holds a complete blink
     while t < n_frames:
         d = int(rng.integers(4, 7))
         ph = (np.arange(d) + 0.5) / d
         prof = np.where(ph < 0.35, ph / 0.35, np.clip(1 - (ph - 0.35) / 0.65, 0, 1) ** 1.2)
-        prof = np.clip(prof * rng.uniform(1.0, 1.25), 0, 1)
+        prof = np.clip(prof / prof.max() * rng.uniform(1.0, 1.25), 0, 1)  # one fully closed frame
         i0 = int(t)
         seg = prof[: max(0, n_frames - i0)]
         blink[i0 : i0 + len(seg)] = np.maximum(blink[i0 : i0 + len(seg)], seg)
@@ -737,7 +737,7 @@ class Renderer:
         moustache += [
             (cx + u * (mw + 1.5 if abs(u) == 1 else mw), y) for u, y in zip(mu, lip_top, strict=True)
         ]
-        y_under = my + lt + 0.1 * a  # dense hair starts this far below the lower lip
+        y_under = my + lt + 0.25 * a  # dense hair starts this far below the lower lip
         chin_patch = [
             (cx - mw * 0.4, y_under),
             (cx + mw * 0.4, y_under),
@@ -808,10 +808,10 @@ class Renderer:
         col = np.asarray(g.beard_color, np.float32)
         speck = cv2.GaussianBlur(self._rng.uniform(0, 1, (H, W)).astype(np.float32), (0, 0), 0.5)
         ms = cv2.GaussianBlur(ms, (0, 0), 1.5)
-        k = (ms * (0.1 + 0.4 * speck) * (1 - md))[..., None]  # short hair: speckled tint
+        k = (ms * (0.03 + 0.2 * speck) * (1 - md))[..., None]  # short hair: speckled tint
         rgb[:] = rgb * (1 - k) + col * k
         if dense:
-            md = cv2.GaussianBlur(md, (0, 0), 1.2) * 0.94
+            md = cv2.GaussianBlur(md, (0, 0), 1.2) * 0.75
             tex = cv2.GaussianBlur(self._rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 0.8)
             colm = col[None, None, :] * (1 + 0.14 * tex[..., None])
             rgb[:] = rgb * (1 - md[..., None]) + colm * md[..., None]
@@ -1109,50 +1109,29 @@ class Renderer:
         _line(sh, np.stack([x[4:-4], lo_out[4:-4] + 1.8], 1) - off, 0.22, 2)
         sh = cv2.GaussianBlur(sh, (3, 3), 0)
         roi[:] = (roi * (1 - sh[..., None])).astype(np.uint8)
-        # mouth cavity with teeth and tongue, clipped to the lip opening
+        # mouth cavity with the upper teeth, clipped to the lip opening. Tuned against dlib's 68-landmark
+        # model: a dark cavity and bright upper teeth keep its inner-lip points on the lip edges, while
+        # visible lower teeth or a lit tongue pull them inwards, so the lower teeth stay behind the lower lip.
         gap_c = U + D
         if gap_c > 0.4:
             cav = np.concatenate([np.stack([x, up_in], 1), np.stack([x, lo_in], 1)[::-1]]) - off
             tmp = roi.copy()
-            _fill(tmp, cav, (58, 20, 24))
-            _ell(tmp, (cx - x0, (my - U + my + D) / 2 - y0), (w * 0.6, gap_c * 0.32), (30, 10, 12))
-            # tongue: low in the mouth, in shadow (a bright tongue would read as lower lip)
-            _ell(tmp, (cx - x0, my + D - y0 + 2.5), (w * 0.5, max(1.5, 0.22 * D)), (96, 38, 44))
-            teeth = _mul(g.teeth_color, 0.84)  # teeth sit in the mouth's shade
+            _fill(tmp, cav, (25, 8, 10))
+            _ell(tmp, (cx - x0, my + (D - U) / 2 - y0), (w * 0.6, gap_c * 0.32), (12, 4, 5))
+            teeth = _mul(g.teeth_color, 1.1)
             tw = w0 * 0.82
-            ut_edge = my + 1.2  # upper incisors fixed to the skull
+            ut_edge = my + 1.2  # upper incisors are fixed to the skull
             tu = np.linspace(-1, 1, 15)
             tx = cx + tu * tw
             t_bot = ut_edge - 1.4 * tu**2
-            upper_t = (
-                np.concatenate([np.stack([tx, np.full_like(tx, my - 12)], 1), np.stack([tx, t_bot], 1)[::-1]])
-                - off
+            upper_t = np.concatenate(
+                [np.stack([tx, np.full_like(tx, my - 12)], 1), np.stack([tx, t_bot], 1)[::-1]]
             )
-            _fill(tmp, upper_t, teeth)
+            _fill(tmp, upper_t - off, teeth)
             _line(tmp, np.stack([tx, t_bot], 1) - off, _mul(teeth, 0.7), 1)
-            lo_edge = max(
-                my + 1.2 + jaw * 0.8 + 0.4 * part, my + D - min(2.5, 0.2 * D)
-            )  # lower incisors, mostly hidden
-            lw = w0 * 0.7
-            lx = cx + tu * lw
-            l_top = lo_edge + 1.2 * tu**2
-            lower_t = (
-                np.concatenate(
-                    [np.stack([lx, l_top], 1), np.stack([lx, np.full_like(lx, lo_edge + 14)], 1)[::-1]]
-                )
-                - off
-            )
-            _fill(tmp, lower_t, _mul(teeth, 0.86))
             for k in (-0.52, -0.26, 0.0, 0.26, 0.52):
                 xx = cx + k * tw
                 _line(tmp, [(xx - x0, my - 10 - y0), (xx - x0, ut_edge - 1.4 * k**2 - y0)], _mul(teeth, 0.88))
-            for k in (-0.3, 0.0, 0.3):
-                xl = cx + k * lw
-                _line(
-                    tmp,
-                    [(xl - x0, lo_edge + 1.2 * k**2 - y0), (xl - x0, lo_edge + 10 - y0)],
-                    _mul(teeth, 0.8),
-                )
             # shadow under the upper lip
             _line(tmp, np.stack([x, up_in + 0.6], 1) - off, _mul(teeth, 0.55), 1)
             m = np.zeros(roi.shape[:2], np.uint8)
@@ -1247,9 +1226,10 @@ class Renderer:
     def render_clip(self, au, motion: Motion) -> np.ndarray:
         au = _check_au(au, 2)
         T = len(au)
-        if not isinstance(motion, Motion) or len(motion.blink) != T:
-            n = len(motion.blink) if isinstance(motion, Motion) else type(motion).__name__
-            raise ValueError(f"motion must be a Motion with {T} frames (like au), got {n}")
+        if not isinstance(motion, Motion):
+            raise TypeError(f"motion must be a Motion (see sample_motion), got {type(motion).__name__}")
+        if len(motion.blink) != T:
+            raise ValueError(f"motion has {len(motion.blink)} frames but au has {T}")
         if not (np.all(np.isfinite(motion.blink)) and np.all(np.isfinite(motion.head))):
             raise ValueError("motion contains NaN or inf")
         out = np.empty((T, FRAME_H, FRAME_W, 3), np.uint8)
