@@ -91,3 +91,21 @@ def test_norm_stats_from_train_only(tmp_path):
     np.testing.assert_allclose(zt.numpy(), st.apply(test[0]), rtol=1e-5)
     with pytest.raises(ValueError):
         A.NormStats.from_mfccs([])
+
+
+def test_real_speech_recording(fixtures_dir):
+    """CMU ARCTIC a0007 (4.0 s, 16 kHz): 400 MFCC steps, 100 windows, and speech differs from its silences."""
+    from autalk.media import read_audio
+
+    y = read_audio(fixtures_dir / "real" / "speech" / "arctic_a0007.wav", sr=SR)
+    assert abs(len(y) / SR - 4.0) < 0.05
+    m = A.mfcc(y, SR)
+    assert m.shape[0] == 12 and abs(m.shape[1] - 400) <= 1
+    w = A.mfcc_windows(m, 100)
+    assert w.shape == (100, 12, 28) and np.isfinite(w).all()
+    # frame-level energy separates the leading silence from the speech in the middle
+    rms = np.sqrt(np.convolve(y**2, np.ones(400) / 400, mode="same"))[::640][:100]
+    quiet, loud = np.argsort(rms)[:10], np.argsort(rms)[-10:]
+    spread = np.abs(w[loud] - w[quiet].mean(axis=0)).mean()
+    within_silence = np.abs(w[quiet] - w[quiet].mean(axis=0)).mean()
+    assert spread > 2 * within_silence, (spread, within_silence)  # measured: 12.0 vs 3.9
