@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from netutil import frame_influence, make_inputs
 
 from autalk.baselines import (
     CRANGenerator,
@@ -18,22 +19,12 @@ from autalk.losses import adversarial_g_loss, reconstruction_loss
 from autalk.networks import FrameDiscriminator
 
 
-def frame_influence(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Max |a - b| per frame (untrained nets are nearly constant: compare influences, not a tolerance)."""
-    return [(a[:, k] - b[:, k]).abs().max().item() for k in range(a.shape[1])]
-
-
-def _inputs(b: int, t: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(b, 3, size, size, generator=g) * 2 - 1, torch.randn(b, t, 12, 28, generator=g)
-
-
 @pytest.mark.parametrize("size", [64, 112])
 @pytest.mark.parametrize("name", ["cran", "speech2vid"])
 def test_shapes(name: str, size: int) -> None:
     torch.manual_seed(0)
     gen, discs = build_baseline(name, tiny_model_config(image_size=size))
-    identity, mfcc = _inputs(2, 3, size)
+    identity, mfcc = make_inputs(2, 3, size)
     out = gen(identity, mfcc)
     assert out.frames.shape == (2, 3, 3, size, size) and out.au_logits is None
     assert out.frames.abs().max() <= 1
@@ -49,7 +40,7 @@ def test_cran_is_recurrent_and_speech2vid_is_not() -> None:
     cfg = tiny_model_config()
     cran, s2v = CRANGenerator(cfg).eval(), Speech2VidGenerator(cfg).eval()
     assert isinstance(cran.rnn, torch.nn.LSTM) and cran.audio2au is None
-    identity, mfcc = _inputs(1, 3, 64)
+    identity, mfcc = make_inputs(1, 3, 64)
     changed = mfcc.clone()
     changed[:, 0] += 3.0
     with torch.no_grad():
@@ -63,7 +54,7 @@ def test_cran_losses_and_gradients() -> None:
     torch.manual_seed(0)
     cfg = tiny_model_config()
     gen, frame_d, seq_d = CRANGenerator(cfg), FrameDiscriminator(cfg), SequenceDiscriminator(cfg)
-    identity, mfcc = _inputs(2, 3, 64)
+    identity, mfcc = make_inputs(2, 3, 64)
     real = torch.rand(2, 3, 3, 64, 64) * 2 - 1
     frames = gen(identity, mfcc).frames
     loss_cfg = LossConfig(lambda_rec=2.0, lambda_adv=0.5)
@@ -89,7 +80,7 @@ def test_cran_losses_and_gradients() -> None:
 def test_speech2vid_l1_train_step_lowers_the_loss() -> None:
     torch.manual_seed(0)
     gen = Speech2VidGenerator(tiny_model_config())
-    identity, mfcc = _inputs(2, 2, 64)
+    identity, mfcc = make_inputs(2, 2, 64)
     real = identity.unsqueeze(1).repeat(1, 2, 1, 1, 1) * 0.8
     opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
     losses = []
@@ -104,7 +95,7 @@ def test_speech2vid_l1_train_step_lowers_the_loss() -> None:
 
 def test_bad_inputs_and_names() -> None:
     gen = Speech2VidGenerator(tiny_model_config())
-    identity, mfcc = _inputs(1, 2, 64)
+    identity, mfcc = make_inputs(1, 2, 64)
     with pytest.raises(ValueError, match=r"mfcc: expected shape \(B, T, 12, 28\)"):
         gen(identity, mfcc[..., :20])
     with pytest.raises(ValueError, match="unknown baseline 'wav2lip'"):

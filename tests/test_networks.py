@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from netutil import frame_influence, make_inputs
 
 from autalk import PAPER_AUS
 from autalk.config import LossConfig, ModelConfig, tiny_model_config
@@ -23,24 +24,12 @@ from autalk.networks import (
 )
 
 
-def frame_influence(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    """Max |a - b| per frame of two (B,T,...) outputs. Untrained nets are nearly constant (default init
-    shrinks signals layer by layer), so time tests compare influences with each other, not with a fixed
-    tolerance."""
-    return [(a[:, k] - b[:, k]).abs().max().item() for k in range(a.shape[1])]
-
-
-def _inputs(b: int, t: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 3, size, size, generator=g) * 2 - 1, torch.randn(b, t, 12, 28, generator=g)
-
-
 @pytest.mark.parametrize("size", [64, 112])
 def test_paper_width_shapes(size: int) -> None:
     cfg = ModelConfig(image_size=size)
     torch.manual_seed(0)
     gen = Generator(cfg).eval()
-    identity, mfcc = _inputs(2, 3, size)
+    identity, mfcc = make_inputs(2, 3, size)
     with torch.no_grad():
         out = gen(identity, mfcc)
         assert out.frames.shape == (2, 3, 3, size, size)
@@ -72,7 +61,7 @@ def test_paper_feature_sizes() -> None:
 
 def test_no_audio2au_gives_no_logits() -> None:
     gen = Generator(tiny_model_config(use_audio2au=False)).eval()
-    out = gen(*_inputs(1, 2, 64))
+    out = gen(*make_inputs(1, 2, 64))
     assert out.au_logits is None and out.frames.shape == (1, 2, 3, 64, 64)
 
 
@@ -101,7 +90,7 @@ def test_audio2au_penultimate_features() -> None:
 def test_generator_au_logits_come_from_its_audio2au_bank() -> None:
     torch.manual_seed(0)
     gen = Generator(tiny_model_config()).eval()
-    identity, mfcc = _inputs(1, 3, 64)
+    identity, mfcc = make_inputs(1, 3, 64)
     with torch.no_grad():
         out = gen(identity, mfcc)
         torch.testing.assert_close(out.au_logits, gen.audio2au(mfcc)[0])
@@ -127,7 +116,7 @@ def test_audio2au_treats_frames_independently() -> None:
 def test_gru_switch_controls_temporal_memory(use_gru: bool) -> None:
     torch.manual_seed(0)
     gen = Generator(tiny_model_config(use_gru=use_gru)).eval()
-    identity, mfcc = _inputs(1, 3, 64)
+    identity, mfcc = make_inputs(1, 3, 64)
     changed = mfcc.clone()
     changed[:, 0] += 3.0
     with torch.no_grad():
@@ -143,7 +132,7 @@ def test_gradients_reach_every_trainable_module() -> None:
     torch.manual_seed(0)
     cfg = tiny_model_config()
     gen, cls, disc = Generator(cfg), AUClassifier(cfg), FrameDiscriminator(cfg)
-    identity, mfcc = _inputs(2, 2, 64)
+    identity, mfcc = make_inputs(2, 2, 64)
     real = torch.rand(2, 2, 3, 64, 64) * 2 - 1
     labels = (torch.rand(2, 2, 5) > 0.5).float()
     loss_cfg = LossConfig()  # every term on, Audio2AU on
@@ -166,7 +155,7 @@ def test_gradients_reach_every_trainable_module() -> None:
 
 
 def test_deterministic_forward_for_a_seed() -> None:
-    identity, mfcc = _inputs(1, 2, 64)
+    identity, mfcc = make_inputs(1, 2, 64)
 
     def run(seed: int) -> torch.Tensor:
         torch.manual_seed(seed)
@@ -181,7 +170,7 @@ def test_deterministic_forward_for_a_seed() -> None:
 
 def test_bad_inputs_raise_clear_errors() -> None:
     gen = Generator(tiny_model_config())
-    identity, mfcc = _inputs(2, 3, 64)
+    identity, mfcc = make_inputs(2, 3, 64)
     with pytest.raises(ValueError, match=r"mfcc: expected shape \(B, T, 12, 28\), got \(2, 3, 13, 28\)"):
         gen(identity, torch.randn(2, 3, 13, 28))
     with pytest.raises(ValueError, match=r"mfcc: expected shape \(B, T, 12, 28\) \(4 dims\)"):
