@@ -56,3 +56,19 @@ def test_load_split_errors(tmp_path):
     bad.write_text(json.dumps({"train": ["s1"], "test": ["s1"]}))
     with pytest.raises(ValueError, match="both train and test"):
         load_split(str(bad))
+
+
+def test_published_teaching_corpus_split_matches_the_rule():
+    """data/splits/synthgrid.json lists, for each profile's corpus size, what split_speakers computes."""
+    import json
+
+    from autalk.data.splits import split_speakers
+    from autalk.profiles import load_profile, project_root
+
+    published = json.loads((project_root() / "data" / "splits" / "synthgrid.json").read_text())
+    for name, entry in published["profiles"].items():
+        n = load_profile(name)["corpus_speakers"]
+        assert entry["speakers"] == n, f"{name}: profile has {n} speakers, the split file {entry['speakers']}"
+        computed = split_speakers([f"s{i}" for i in range(1, n + 1)], test_fraction=0.2, seed=0)
+        assert entry["train"] == computed["train"] and entry["test"] == computed["test"]
+        assert not set(entry["train"]) & set(entry["test"])
