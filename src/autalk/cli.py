@@ -16,7 +16,13 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autalk", description=__doc__)
+    from autalk import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="autalk",
+        description="autalk: companion to 'Talking Head Generation with Audio and Speech Related Facial "
+                    "Action Units' (BMVC 2021). Every command calls the same functions as the notebooks.")
+    parser.add_argument("--version", action="version", version=f"autalk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS.values():
         try:
