@@ -19,6 +19,7 @@ from autalk.au import (
     default_detector,
     f1_accuracy,
     fit_detector,
+    fit_detector_features,
 )
 
 AU = {a: k for k, a in enumerate(PAPER_AUS)}
@@ -177,6 +178,27 @@ def test_fit_detector_recovers_a_known_mapping(neutral):
     ag = agreement(np.concatenate([fitted.predict(c, neutral)[1] for c in clips]), true >= 1)
     assert ag["avg_acc"] > 0.8, ag
     AUDetector.from_json(fitted.to_json())  # fitted detectors serialise too
+    # the same fit from precomputed features (what preprocessing does with the cached landmarks)
+    same = fit_detector_features([au_features(c, neutral) for c in clips], truths)
+    np.testing.assert_allclose(same.coef, fitted.coef, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(same.thresholds, fitted.thresholds)
+    assert same.fingerprint() == fitted.fingerprint() != truth_det.fingerprint()
+
+
+def test_fingerprint_and_loaded_path(tmp_path):
+    det = default_detector()
+    assert det.fingerprint() == default_detector().fingerprint() and len(det.fingerprint()) == 16
+    assert det.describe() == {"source": "default hand-set rules", "path": None,
+                              "fingerprint": det.fingerprint()}
+    det.save(tmp_path / "d.json")
+    back = AUDetector.load(tmp_path / "d.json")
+    assert back.path == str(tmp_path / "d.json") and back.fingerprint() == det.fingerprint()
+    assert "path" not in json.loads(back.to_json())  # where it was loaded from is not part of the file
+    other = default_detector()
+    other.thresholds[0] = 1.5
+    assert other.fingerprint() != det.fingerprint()
+    with pytest.raises(ValueError):
+        fit_detector_features([], [])
 
 
 @functools.cache

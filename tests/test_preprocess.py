@@ -107,9 +107,16 @@ def test_au_sources_and_counted_decisions(broken_run):
     assert a["au_presence"].shape == (75, 5) and a["au_intensity"].dtype == np.float32
     # landmarks lie in crop coordinates
     assert 0 <= a["landmarks"].min() and a["landmarks"].max() <= 32
-    agree = report["detector_agreement"]
-    assert agree["n_clips"] == 3 and agree["n_frames"] == 3 * 75 - 5
-    assert set(agree["per_au"]) == {f"AU{a:02d}" for a in PAPER_AUS}
+    rules = report["detector_agreement"]["default_rules"]  # hand-set rules on every CSV frame
+    assert rules["n_clips"] == 3 and rules["n_frames"] == 3 * 75 - 5
+    assert set(rules["per_au"]) == {f"AU{a:02d}" for a in PAPER_AUS}
+    # the rules' cached labels (au_presence_detector) are what the report scores
+    assert rules["per_au"]["AU25"]["n_pred"] == int(a["au_presence_detector"][5:, 3].sum()) + sum(
+        int(cache.load_clip(out / "clips" / s / "swao4n.npz")["au_presence_detector"][:, 3].sum())
+        for s in ("s2", "s3"))
+    # every clip records the detector that labelled its non-CSV frames: the hand-set rules
+    assert a["meta"]["au_detector"]["source"] == "default hand-set rules"
+    assert report["au_detector"]["fingerprint"] == a["meta"]["au_detector"]["fingerprint"]
 
 
 def test_splits_norm_and_weights_from_train_only(broken_run):

@@ -16,6 +16,10 @@ clip's first frame, as the paper's identity image; GRID clips start in silence w
 :func:`default_detector` holds hand-set rules (no training data); :func:`fit_detector` calibrates the
 same model by least squares on clips with ground-truth intensities (the teaching corpus's CSVs; fit
 on TRAIN speakers only). :func:`agreement` computes the paper's per-AU F1 and accuracy.
+``autalk.preprocess.preprocess_corpus`` does that calibration itself whenever the training speakers have
+CSVs: it fits on the train speakers' cached landmarks, saves ``<out>/au_detector.json`` and reports the
+agreement of both detectors on the held-out test speakers. A detector fitted on the teaching corpus has
+learnt how the *synthetic* renderer moves landmarks; it has not been validated on real faces.
 
 The detector sees 2-D geometry only: it cannot see texture cues (dimples, nasolabial furrows) that
 OpenFace uses, so AU10 and AU14 are its weakest. Treat its labels as a stand-in, and say so.
@@ -23,6 +27,7 @@ OpenFace uses, so AU10 and AU14 are its weakest. Treat its labels as a stand-in,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -35,7 +40,7 @@ from autalk import PAPER_AUS
 
 __all__ = [
     "AU_FEATURES", "STABLE_POINTS", "normalise_landmarks", "inner_lip_gap", "au_features",
-    "AUDetector", "default_detector", "fit_detector", "f1_accuracy", "agreement",
+    "AUDetector", "default_detector", "fit_detector", "fit_detector_features", "f1_accuracy", "agreement",
 ]
 
 #: Geometric features, each the change from the neutral frame in inter-ocular distances (y points down).
@@ -149,6 +154,8 @@ class AUDetector:
 
     ``coef`` is ``(5, 2F)`` over :func:`basis_names` columns, ``intercept`` ``(5,)``, ``thresholds``
     ``(5,)`` the intensity at which an AU counts as present; ``aus`` the AU numbers of the rows.
+    ``source`` and ``info`` describe where it came from (saved in the JSON); ``path`` is the file it was
+    loaded from (not saved; empty for one built in memory).
     """
 
     coef: np.ndarray
@@ -158,6 +165,7 @@ class AUDetector:
     features: tuple[str, ...] = AU_FEATURES
     source: str = ""
     info: dict = field(default_factory=dict)
+    path: str = ""
 
     def __post_init__(self) -> None:
         self.coef = np.asarray(self.coef, dtype=np.float64)
@@ -186,6 +194,22 @@ class AUDetector:
         inten = self.intensity_from_features(au_features(landmarks, neutral))
         return inten, (inten >= self.thresholds).astype(np.uint8)
 
+    def presence_from_features(self, features: np.ndarray) -> np.ndarray:
+        """Presence ``(T,5)`` uint8 (intensity >= threshold) from :func:`au_features` output."""
+        return (self.intensity_from_features(features) >= self.thresholds).astype(np.uint8)
+
+    def fingerprint(self) -> str:
+        """A short hash of what decides the labels (AUs, features, coefficients, intercepts, thresholds;
+        not ``source``/``info``): two detectors with the same fingerprint label every frame alike."""
+        key = json.dumps({"aus": list(self.aus), "features": list(self.features),
+                          "coef": self.coef.round(8).tolist(), "intercept": self.intercept.round(8).tolist(),
+                          "thresholds": self.thresholds.round(8).tolist()})
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def describe(self) -> dict:
+        """``{"source", "path", "fingerprint"}``: which detector this is (for reports and cache metadata)."""
+        return {"source": self.source, "path": self.path or None, "fingerprint": self.fingerprint()}
+
     def to_json(self) -> str:
         return json.dumps({
             "format": "autalk.au.AUDetector/1", "aus": list(self.aus), "features": list(self.features),
@@ -208,7 +232,9 @@ class AUDetector:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AUDetector:
-        return cls.from_json(Path(path).read_text())
+        det = cls.from_json(Path(path).read_text())
+        det.path = str(path)
+        return det
 
 
 # Hand-set rules: (AU, {basis column: weight per IOD}, intercept). One IOD is ~50 px on GRID, so
@@ -250,15 +276,29 @@ def fit_detector(landmarks_list, neutral_list, intensity_list, presence_list=Non
     order :data:`autalk.PAPER_AUS`); presence_list: true presence ``(T_i,5)`` (default: intensity >=
     ``presence_at``). Fit on TRAIN speakers only. ``ridge`` is the L2 penalty on standardised basis
     columns (relative to the number of frames). Each AU's presence threshold is the one maximising F1
-    on the fitting data.
+    on the fitting data. See :func:`fit_detector_features` to fit on precomputed features.
     """
     if not (len(landmarks_list) == len(neutral_list) == len(intensity_list)) or not landmarks_list:
         raise ValueError("landmarks_list, neutral_list and intensity_list must be equally long, non-empty")
     feats = [au_features(lm, neu) for lm, neu in zip(landmarks_list, neutral_list, strict=True)]
-    x = _basis(np.concatenate(feats))
+    return fit_detector_features(feats, intensity_list, presence_list, ridge=ridge, presence_at=presence_at)
+
+
+def fit_detector_features(features_list, intensity_list, presence_list=None, ridge: float = 1e-3,
+                          presence_at: float = 1.0) -> AUDetector:
+    """:func:`fit_detector` on features already computed by :func:`au_features` (one ``(T_i,F)`` array
+    per clip, each against its own neutral frame): lets a caller keep only some frames of a clip (e.g.
+    those with a valid CSV row) without changing their neutral."""
+    if len(features_list) != len(intensity_list) or not len(features_list):
+        raise ValueError("features_list and intensity_list must be equally long and non-empty")
+    feats = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1, len(AU_FEATURES))
+                            for f in features_list])
+    x = _basis(feats)
     y = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1, len(PAPER_AUS)) for v in intensity_list])
     if len(x) != len(y):
         raise ValueError(f"{len(x)} landmark frames but {len(y)} intensity rows")
+    if len(x) == 0:
+        raise ValueError("no frames to fit on")
     if presence_list is None:
         pres = y >= presence_at
     else:
@@ -274,7 +314,7 @@ def fit_detector(landmarks_list, neutral_list, intensity_list, presence_list=Non
     coef = (w[:-1] / sd[:, None]).T
     intercept = w[-1] - coef @ mu
     det = AUDetector(coef, intercept, np.ones(len(PAPER_AUS)), source="fit_detector least squares")
-    pred = det.intensity_from_features(np.concatenate(feats))
+    pred = det.intensity_from_features(feats)
     grid = np.round(np.arange(0.1, 4.01, 0.05), 2)
     thr = []
     for k in range(len(PAPER_AUS)):
@@ -284,7 +324,7 @@ def fit_detector(landmarks_list, neutral_list, intensity_list, presence_list=Non
     r = [float(np.corrcoef(pred[:, k], y[:, k])[0, 1]) if pred[:, k].std() > 0 and y[:, k].std() > 0
          else float("nan") for k in range(len(PAPER_AUS))]
     fit = agreement((pred >= det.thresholds).astype(np.uint8), pres.astype(np.uint8))
-    det.info = {"n_clips": len(landmarks_list), "n_frames": int(n), "ridge": ridge,
+    det.info = {"n_clips": len(features_list), "n_frames": int(n), "ridge": ridge,
                 "train_r": dict(zip([f"AU{a:02d}" for a in PAPER_AUS], r, strict=True)),
                 "train_avg_f1": fit["avg_f1"], "train_avg_acc": fit["avg_acc"]}
     return det

@@ -11,18 +11,33 @@ Per clip (:func:`preprocess_clip`):
 5. AU labels of the five paper AUs: from the clip's OpenFace CSV when there is one (frames OpenFace
    marks as failed or low-confidence fall back, frame by frame, to the landmark detector and are
    counted), otherwise from the landmark detector ``autalk.au`` calibrated on the clip's first frame.
+   Which landmark detector: the hand-set rules (``autalk.au.default_detector``) unless
+   ``preprocess_corpus(..., au_detector=PATH)`` / ``autalk preprocess --au-detector PATH`` names a
+   fitted one (e.g. ``runs/quick/01_preprocess/au_detector.json``); every clip's metadata and the report
+   say which (``au_detector``: source, path, fingerprint).
 
 :func:`preprocess_corpus` runs that over a corpus in a process pool, writes one cache file per clip
 (``autalk.data.cache``), then ``norm.json`` (MFCC statistics of the training speakers),
 ``manifest.json`` (clips, splits, AU occurrence rates and Eq. 1 loss weights) and ``report.json``
 (what was kept, dropped and why, every counted decision, and the landmark detector's agreement with
-the OpenFace / ground-truth labels). It is resumable: complete cache files are not redone.
+the OpenFace / ground-truth labels). It is resumable: complete cache files are not redone (unless they
+were labelled by a different landmark AU detector than the one asked for).
+
+Detector calibration (:func:`calibrate_au_detector`, from the cache, so resumed runs do it too): when
+training-split clips have a CSV (the teaching corpus always does), the landmark detector is fitted by
+least squares on the TRAIN speakers' cached landmarks (neutral = each clip's first frame) against their
+CSV intensities / presence and saved as ``<out>/au_detector.json``; the hand-set rules and the fitted
+detector are then both evaluated on the TEST speakers only (held out from the fit) and reported in
+``report.json["detector_agreement"]``. On the teaching corpus the fitted detector has learnt the
+synthetic renderer's faces: it is not validated on real faces, and using it on real GRID is a choice
+to state, not a measured improvement.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -38,6 +53,8 @@ from autalk.data import cache
 CORPORA = ("grid", "tcd", "synthgrid", "folder")
 PUBLISHED_SPLITS = {"grid": "grid", "tcd": "tcd"}  # corpora whose speaker split is a file in data/splits
 TEST_FRACTION = 0.2  # paper: 8:2 split of the speakers
+AU_DETECTOR_FILE = "au_detector.json"  # the detector fitted on the train speakers' CSVs, in the output folder
+MIN_FIT_FRAMES = 100  # fewer CSV frames in the train split than this: no detector is fitted
 
 
 class SkipClip(Exception):
@@ -179,6 +196,7 @@ def preprocess_clip(src: Any, image_size: int, detector: Any, predictor: Any, au
         "au_source": au_source, "notes": notes, "counts": dict(counts), "n_frames": t,
         "video": str(src.video), "audio": str(src.audio) if getattr(src, "audio", None) else None,
         "au_csv": str(au_csv) if au_csv else None, "aus": list(PAPER_AUS), "autalk": __version__,
+        "au_detector": _describe(au_detector),
         **settings(image_size, getattr(detector, "kind", "hog"), stride, fps, sr),
     }
     source = {}
@@ -216,19 +234,39 @@ def _init_worker(detector: str) -> None:
     load_models(detector)
 
 
-def _job(job: tuple[Any, str, dict[str, Any], str]) -> dict[str, Any]:
+def _describe(au_detector: Any) -> dict[str, Any]:
+    """Which landmark AU detector produced labels (``AUDetector.describe``), for metadata and reports."""
+    if hasattr(au_detector, "describe"):
+        return au_detector.describe()
+    return {"source": type(au_detector).__name__, "path": None, "fingerprint": None}
+
+
+def _labelled_by(path: str) -> str | None:
+    """Fingerprint of the AU detector that labelled a cache file. Files written before detectors were
+    recorded were all labelled by the hand-set rules, so a missing record means those."""
+    from autalk.au import default_detector
+
+    rec = cache.read_meta(path).get("au_detector")
+    return rec.get("fingerprint") if rec else default_detector().fingerprint()
+
+
+def _job(job: tuple[Any, str, dict[str, Any], str, Any]) -> dict[str, Any]:
     """Worker: one clip -> cache file. Never raises: failures come back as status "dropped"."""
-    src, path, sett, corpus = job
+    src, path, sett, corpus, au_det = job
     base = {"speaker": src.speaker, "clip_id": src.clip_id, "path": path}
     t0 = time.perf_counter()
+    redo = None
     try:
         if cache.is_complete(path, expect=sett):
-            return {**base, "status": "cached"}
+            if _labelled_by(path) == au_det.fingerprint():
+                return {**base, "status": "cached"}
+            redo = "labelled by another AU detector"
         models = load_models(sett["detector"])
-        res = preprocess_clip(src, sett["image_size"], models["detector"], models["predictor"], models["au"],
+        res = preprocess_clip(src, sett["image_size"], models["detector"], models["predictor"], au_det,
                               fps=sett["fps"], sr=sett["sr"], stride=sett["stride"], corpus=corpus)
         cache.save_clip(path, res.arrays, res.meta, overwrite=True)
-        return {**base, "status": "kept", "n_frames": res.n_frames, "seconds": time.perf_counter() - t0}
+        return {**base, "status": "kept", "n_frames": res.n_frames, "seconds": time.perf_counter() - t0,
+                "redone": redo}
     except SkipClip as e:
         return {**base, "status": "dropped", "reason": e.reason}
     except Exception as e:  # one bad clip never stops the run
@@ -265,14 +303,115 @@ def assign_splits(corpus: str, speakers: list[str], seed: int = 0) -> tuple[dict
             f"split_speakers(test_fraction={TEST_FRACTION}, seed={seed})")
 
 
+def _agreement_entry(feats: list[dict[str, Any]], presence_key: str, **head: Any) -> dict[str, Any]:
+    from autalk.au import agreement
+
+    pred = np.concatenate([f[presence_key] for f in feats])
+    true = np.concatenate([f["presence"] for f in feats])
+    return {**head, "speakers": sorted({f["speaker"] for f in feats}), "n_clips": len(feats),
+            "n_frames": int(len(true)), **_jsonable(agreement(pred, true))}
+
+
+def calibrate_au_detector(out_dir: str | os.PathLike[str], clips: list[dict[str, Any]],
+                          splits: dict[str, list[str]], corpus: str = "", ridge: float = 1e-3,
+                          min_fit_frames: int = MIN_FIT_FRAMES) -> dict[str, Any] | None:
+    """Fit the landmark AU detector on the train speakers' CSV frames, evaluate it held out; from the cache.
+
+    ``clips``: manifest entries (``speaker``, ``clip_id``, ``split``, ``path`` relative to ``out_dir``).
+    Only frames whose label came from a CSV count (``au_from_detector == 0``); their features are
+    measured against each clip's first frame, the same per-clip calibration the labels use. Returns the
+    report's ``detector_agreement`` (None when no clip has a CSV frame):
+
+    * ``default_rules``: the hand-set rules on every clip with a CSV (they saw no data: nothing to hold
+      out), as before calibration existed;
+    * ``default_rules_on_test`` and ``fitted_on_train``: the hand-set rules and the detector fitted on
+      the TRAIN speakers, both on the TEST speakers' frames only (held out), same frames for both;
+    * ``fitted``: what was fitted on which speakers and frames, and where it was saved
+      (``<out_dir>/au_detector.json``, :meth:`autalk.au.AUDetector.save`, provenance in its ``info``).
+
+    On the teaching corpus the truth is the renderer's: the fitted detector is calibrated to synthetic
+    faces and nothing here validates it on real ones.
+    """
+    from autalk.au import au_features, default_detector, fit_detector_features
+
+    out = Path(out_dir)
+    default = default_detector()
+    feats: list[dict[str, Any]] = []
+    for e in clips:
+        d = cache.load_clip(out / e["path"], keys=("landmarks", "au_intensity", "au_presence",
+                                                   "au_from_detector"))
+        csv = d["au_from_detector"] == 0
+        if not csv.any():
+            continue
+        f = au_features(d["landmarks"], d["landmarks"][0])[csv]  # neutral = the clip's first frame
+        feats.append({"speaker": e["speaker"], "clip_id": e["clip_id"], "split": e["split"], "features": f,
+                      "intensity": d["au_intensity"][csv], "presence": d["au_presence"][csv],
+                      "default": default.presence_from_features(f)})
+    if not feats:
+        return None
+    train = [f for f in feats if f["split"] == "train"]
+    test = [f for f in feats if f["split"] == "test"]
+    result: dict[str, Any] = {
+        "reference": "the CSV labels of each clip (teaching corpus: the renderer's ground truth), "
+                     "frames whose CSV row failed excluded",
+        "default_rules": _agreement_entry(feats, "default", detector=default.source,
+                                          evaluated_on="all clips with a CSV (hand-set rules: no fitting)"),
+        "default_rules_on_test": None, "fitted_on_train": None, "fitted": None, "notes": [],
+    }
+    n_fit = sum(len(f["features"]) for f in train)
+    if n_fit < min_fit_frames:
+        result["notes"].append(f"no detector fitted: {n_fit} CSV frames in the train split "
+                               f"(< {min_fit_frames})")
+        return result
+    train_speakers = sorted({f["speaker"] for f in train})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # corrcoef of a constant AU column
+        fitted = fit_detector_features([f["features"] for f in train], [f["intensity"] for f in train],
+                                       [f["presence"] for f in train], ridge=ridge)
+    fitted.source = (f"fit_detector least squares on the {corpus or 'corpus'} train speakers' CSV labels "
+                     "(neutral = each clip's first frame)")
+    fitted.info = {**fitted.info, "corpus": corpus, "fitted_on_speakers": train_speakers,
+                   "fitted_on_split": "train", "held_out_speakers": sorted(splits.get("test", [])),
+                   "frames": "CSV frames only (rows OpenFace marked as failed excluded)",
+                   "caveat": "calibrated to this corpus's faces; on the teaching corpus that is the "
+                             "synthetic renderer, not validated on real faces"}
+    fitted.info = _jsonable(fitted.info)
+    path = out / AU_DETECTOR_FILE
+    fitted.save(path)
+    result["fitted"] = {"path": AU_DETECTOR_FILE, "fingerprint": fitted.fingerprint(), "ridge": ridge,
+                        "speakers": train_speakers, "n_clips": len(train), "n_frames": n_fit,
+                        "train_avg_f1": fitted.info.get("train_avg_f1"),
+                        "thresholds": {f"AU{a:02d}": float(t) for a, t in
+                                       zip(PAPER_AUS, fitted.thresholds, strict=True)}}
+    if not test:
+        result["notes"].append("not evaluated held out: no test-speaker clip has CSV labels")
+        return result
+    for f in test:
+        f["fitted"] = fitted.presence_from_features(f["features"])
+    held = "test speakers (held out: not used to fit)"
+    result["default_rules_on_test"] = _agreement_entry(test, "default", detector=default.source,
+                                                       evaluated_on=held)
+    result["fitted_on_train"] = _agreement_entry(test, "fitted", detector=AU_DETECTOR_FILE,
+                                                 evaluated_on=held, fitted_on_speakers=train_speakers,
+                                                 fit_frames=n_fit)
+    return result
+
+
 def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                       image_size: int = 64, workers: int = 2, max_per_speaker: int = 0,
                       speakers: list[str] | None = None, detector: str = "hog", progress: bool = True,
-                      seed: int = 0, stride: int = 5) -> dict[str, Any]:
+                      seed: int = 0, stride: int = 5, au_detector: Any = None,
+                      calibrate: bool = True) -> dict[str, Any]:
     """Preprocess a whole corpus into ``out_dir`` (see the module docstring); returns the report dict.
 
     ``corpus``: ``grid``, ``tcd`` (published speaker splits), ``synthgrid`` (the teaching corpus) or
     ``folder`` (any GRID-layout folder); the last two get a seeded 8:2 speaker split.
+    ``au_detector``: the landmark AU detector that labels frames without a CSV row: None for the
+    hand-set rules, or a path to a saved ``autalk.au.AUDetector`` JSON (or the object), e.g. the
+    ``au_detector.json`` a teaching-corpus run fitted. A detector fitted on synthetic faces is not
+    validated on real ones; the report and every clip's metadata record which detector was used.
+    Cached clips labelled by another detector are redone. ``calibrate``: fit and evaluate the detector
+    on the CSV labels (:func:`calibrate_au_detector`) when the train split has them.
     """
     from tqdm.auto import tqdm
 
@@ -284,6 +423,17 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         raise ValueError(f"unknown detector {detector!r}; use 'hog' or 'cnn'")
     if image_size < 16:
         raise ValueError(f"image_size must be at least 16, got {image_size}")
+    from autalk.au import AUDetector, default_detector
+
+    if au_detector is None:
+        au_det = default_detector()
+    elif isinstance(au_detector, AUDetector):
+        au_det = au_detector
+    else:
+        if not Path(au_detector).is_file():
+            raise FileNotFoundError(f"AU detector {au_detector} not found (a fitted one is written to "
+                                    f"<out>/{AU_DETECTOR_FILE} by preprocessing a corpus with CSV labels)")
+        au_det = AUDetector.load(au_detector)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"corpus folder {root} not found (for the teaching corpus run "
@@ -310,7 +460,7 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
             dropped.append({"speaker": c.speaker, "clip_id": c.clip_id, "stage": "split",
                             "reason": f"speaker not in the speaker split ({split_source})"})
     sett = settings(image_size, detector, stride)
-    jobs = [(c, str(cache.clip_path(out, c.speaker, c.clip_id)), sett, corpus) for c in kept_src]
+    jobs = [(c, str(cache.clip_path(out, c.speaker, c.clip_id)), sett, corpus, au_det) for c in kept_src]
 
     status: Counter[str] = Counter()
     results: list[dict[str, Any]] = []
@@ -335,6 +485,7 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
     t_end = time.perf_counter()
     work_s = t_end - t_work
     new_frames = sum(r.get("n_frames", 0) for r in results if r["status"] == "kept")
+    n_redone = sum(1 for r in results if r.get("redone"))
 
     # Everything below is read back from the cache files, so a resumed run reports the whole corpus.
     good = sorted((r for r in results if r["status"] in ("kept", "cached")),
@@ -342,10 +493,8 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
     entries, train_pres, train_mfcc = [], [], []
     decisions: Counter[str] = Counter()
     au_sources: Counter[str] = Counter()
-    agree_pred, agree_true = [], []
     for r in good:
-        d = cache.load_clip(r["path"], keys=("au_presence", "mfcc_raw", "au_from_detector"),
-                            optional=("au_presence_detector",))
+        d = cache.load_clip(r["path"], keys=("au_presence", "mfcc_raw"))
         meta = d["meta"]
         split = split_of[r["speaker"]]
         decisions.update(meta.get("counts", {}))
@@ -356,10 +505,6 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         if split == "train":
             train_pres.append(d["au_presence"])
             train_mfcc.append(d["mfcc_raw"])
-        if "au_presence_detector" in d:
-            csv_frames = d["au_from_detector"] == 0
-            agree_pred.append(d["au_presence_detector"][csv_frames])
-            agree_true.append(d["au_presence"][csv_frames])
 
     info = {"corpus": corpus, "root": str(root), **sett, "split_source": split_source,
             "mfcc": {"n_mfcc": A.N_MFCC, "sr": A.SAMPLE_RATE, "hop_ms": A.HOP_MS, "win_ms": A.WIN_MS,
@@ -367,20 +512,21 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
     manifest = cache.build_manifest(out, entries, splits, train_pres, **info)
     cache.write_json(out / cache.MANIFEST, manifest)
     norm_note = None
+    notes: list[str] = []
     if train_mfcc:
         train_speakers = sorted({e["speaker"] for e in entries if e["split"] == "train"})
         A.NormStats.from_mfccs(train_mfcc, train_speakers).save(out / cache.NORM)
     else:
         norm_note = "no training clips: norm.json not written"
 
-    agreement = None
-    if agree_pred:
-        from autalk.au import agreement as au_agreement
-
-        pred, true = np.concatenate(agree_pred), np.concatenate(agree_true)
-        agreement = {"reference": "OpenFace CSV of each clip (teaching corpus: ground truth)",
-                     "n_clips": len(agree_pred), "n_frames": int(len(pred)),
-                     **_jsonable(au_agreement(pred, true))}
+    t_cal = time.perf_counter()
+    agreement = calibrate_au_detector(out, entries, splits, corpus=corpus) if calibrate else None
+    calibration_s = round(time.perf_counter() - t_cal, 2)
+    stale = out / AU_DETECTOR_FILE
+    if (calibrate and not (agreement and agreement["fitted"]) and stale.is_file()
+            and not (au_det.path and Path(au_det.path).resolve() == stale.resolve())):
+        stale.unlink()  # from an earlier run on other clips: it no longer describes this cache
+        notes.append(f"removed a stale {AU_DETECTOR_FILE} (no detector was fitted this time)")
 
     n_frames_total = sum(e["n_frames"] for e in entries)
     report = {
@@ -388,13 +534,18 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         "seed": seed, "splits": splits, "split_source": split_source,
         "clips_listed": len(clips) + len(problems), "clips_kept": len(entries),
         "clips_processed_now": status["kept"], "clips_resumed_from_cache": status["cached"],
+        "clips_redone_for_au_detector": n_redone,
         "clips_dropped": len(dropped), "frames_kept": n_frames_total,
         "kept_per_split": {s: sum(e["split"] == s for e in entries) for s in splits},
         "dropped": dropped,
         "drop_reasons": dict(Counter(_reason_kind(d["reason"]) for d in dropped)),
         "decisions": dict(sorted(decisions.items())),
         "au_sources": dict(au_sources),
+        "au_detector": {**_describe(au_det),
+                        "labels": "frames without a usable CSV row (all frames of clips without a CSV)"},
         "detector_agreement": agreement,
+        "au_detector_fitted": agreement["fitted"]["path"] if agreement and agreement["fitted"] else None,
+        "calibration_seconds": calibration_s,
         "temp_files_removed": n_tmp,
         "au_occurrence_rates": manifest["au_occurrence_rates"],
         "au_loss_weights": manifest["au_loss_weights"],
@@ -404,10 +555,14 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         "frames_per_second_after_first_clip": (round(frames_after_first / (t_end - t_first), 1)
                                                if t_first is not None and t_end > t_first
                                                and frames_after_first else None),
-        "notes": [n for n in (norm_note,) if n],
+        "notes": [n for n in (norm_note,) if n] + notes,
     }
     cache.write_json(out / cache.REPORT, report)
     return report
+
+
+def _f(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _reason_kind(reason: str) -> str:
@@ -444,6 +599,16 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(f"speed: {report['frames_per_second']} frames/s with {report['workers']} worker(s) "
                      f"({report['seconds_to_first_clip']} s until the first clip: starting workers, loading "
                      f"models; {report['frames_per_second_after_first_clip'] or '-'} frames/s after that)")
+    ag = report.get("detector_agreement")
+    if ag:
+        held, dflt = ag.get("fitted_on_train"), ag.get("default_rules_on_test")
+        rules = ag["default_rules"]
+        line = (f"landmark AU detector vs CSV labels, mean F1: hand-set rules {_f(rules['avg_f1'])} "
+                f"on all {rules['n_clips']} clips")
+        if held:
+            line += (f"; on the held-out test speakers: rules {_f(dflt['avg_f1'])}, fitted on train "
+                     f"{_f(held['avg_f1'])} (saved as {ag['fitted']['path']})")
+        lines.append(line)
     if report.get("au_loss_weights"):
         lines.append("AU loss weights (Eq. 1): " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                             report["au_loss_weights"].items()))

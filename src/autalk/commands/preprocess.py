@@ -12,6 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "preprocess", help="crop faces, extract MFCC windows and AU labels into a per-clip cache",
         description="Detect and crop faces (dlib HOG), compute 12 MFCCs in 280 ms windows per video "
                     "frame and AU labels (OpenFace CSV when present, else the built-in landmark detector), "
+                    "fit that detector on the train speakers' CSV labels when there are any "
+                    "(au_detector.json, evaluated on the held-out test speakers), "
                     "split speakers into train/test and write one cache file per clip plus manifest.json, "
                     "norm.json and report.json. Complete cache files are kept, so reruns resume.")
     p.add_argument("--corpus", required=True, choices=CORPORA,
@@ -27,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", choices=("hog", "cnn"), default="hog",
                    help="dlib face detector: hog (paper, fast) or cnn (slow on CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of the 8:2 speaker split for synthgrid/folder")
+    p.add_argument("--au-detector", default=None, metavar="PATH",
+                   help="landmark AU detector JSON that labels frames without an OpenFace CSV row, e.g. the "
+                        "au_detector.json a teaching-corpus run fitted (runs/quick/01_preprocess/"
+                        "au_detector.json); default: the hand-set rules. One fitted on the synthetic "
+                        "teaching corpus is not validated on real faces.")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -41,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()] if args.speakers else None
     report = preprocess_corpus(args.corpus, args.root, args.out, image_size=args.image_size,
                                workers=args.workers, max_per_speaker=args.max_per_speaker, speakers=speakers,
-                               detector=args.detector, progress=not args.quiet, seed=args.seed)
+                               detector=args.detector, progress=not args.quiet, seed=args.seed,
+                               au_detector=args.au_detector)
     print(summary(report))
     norm = ", norm.json" if report["kept_per_split"].get("train") else " (no training clips: no norm.json)"
-    print(f"written to {args.out}: clips/, manifest.json, report.json{norm}")
+    fitted = f", {report['au_detector_fitted']}" if report.get("au_detector_fitted") else ""
+    print(f"written to {args.out}: clips/, manifest.json, report.json{norm}{fitted}")
     if report["clips_kept"] == 0:
         print("error: no clip survived preprocessing; see report.json for the reasons")
         return 1

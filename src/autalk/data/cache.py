@@ -5,7 +5,10 @@ Layout under ``runs/<profile>/01_preprocess/``::
     clips/<speaker>/<clip_id>.npz   one clip (arrays below), written atomically
     manifest.json                   clips with their split, AU occurrence rates r_i and loss weights w_i
     norm.json                       MFCC normalisation statistics (training speakers only)
-    report.json                     what preprocessing kept, dropped and decided
+    report.json                     what preprocessing kept, dropped and decided; the landmark AU
+                                    detector's agreement with the CSV labels (autalk.preprocess)
+    au_detector.json                the landmark AU detector fitted on the train speakers' CSV labels
+                                    (only when the train split has CSVs; autalk.au.AUDetector.load)
 
 Arrays of a clip file (T video frames at 25 fps, S = image size, A = 5 paper AUs)::
 
@@ -16,11 +19,12 @@ Arrays of a clip file (T video frames at 25 fps, S = image size, A = 5 paper AUs
     au_presence        (T,A)     uint8   AU labels 0/1
     au_intensity       (T,A)     float32 AU intensities 0..5
     au_from_detector   (T,)      uint8   1 where the label came from the landmark detector (not a CSV)
-    au_presence_detector (T,A)   uint8   the detector's labels (only when a CSV exists: for agreement)
+    au_presence_detector (T,A)   uint8   the landmark detector's labels (only when a CSV exists)
     landmarks          (T,68,2)  float32 dlib-68 landmarks in crop pixel coordinates
     boxes              (T,4)     float32 face box (x0, y0, x1, y1) in source-frame pixels
     detected           (T,)      uint8   1 where the detector found the face (0: interpolated)
-    meta               ()        str     JSON: corpus, speaker, clip_id, au_source, notes, counts, ...
+    meta               ()        str     JSON: corpus, speaker, clip_id, au_source, au_detector (the
+                                         landmark detector that labelled non-CSV frames), notes, counts, ...
 
 A file exists under its final name only once it is complete (temp name + ``os.replace``), so a killed
 run never leaves a partial clip behind and a rerun skips every clip already done.
