@@ -161,6 +161,20 @@ def test_resume_skips_completed_clips(broken_corpus, broken_run):
     assert report["decisions"]["openface_frames_dropped"] == 5 and report["frames_kept"] == 300
 
 
+def test_resume_does_not_reuse_clips_of_another_corpus(tmp_path):
+    """Same output folder, another corpus holding the same speaker/clip ids: nothing is reused."""
+    out = tmp_path / "cache"
+    first = preprocess_corpus("grid", REAL, out, image_size=32, workers=1, progress=False, calibrate=False)
+    assert first["clips_processed_now"] == 3
+    other = tmp_path / "other"
+    shutil.copytree(REAL, other)
+    again = preprocess_corpus("grid", other, out, image_size=32, workers=1, progress=False, calibrate=False)
+    assert again["clips_processed_now"] == 3 and again["clips_resumed_from_cache"] == 0
+    for cid in REAL_IDS:
+        assert cache.read_meta(out / "clips" / "s1" / f"{cid}.npz")["video"].startswith(str(other))
+    same = preprocess_corpus("grid", other, out, image_size=32, workers=1, progress=False, calibrate=False)
+    assert same["clips_resumed_from_cache"] == 3
+
 def test_real_grid_two_workers_and_cli(tmp_path, capsys):
     out = tmp_path / "grid"
     rc = cli_main(["preprocess", "--corpus", "grid", "--root", str(REAL), "--out", str(out),

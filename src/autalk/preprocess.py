@@ -257,7 +257,9 @@ def _job(job: tuple[Any, str, dict[str, Any], str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     redo = None
     try:
-        if cache.is_complete(path, expect=sett):
+        # The cached file must also come from this very clip: another corpus written to the same output
+        # folder (e.g. the teaching corpus, then GRID) can hold a clip with the same speaker and id.
+        if cache.is_complete(path, expect={**sett, "corpus": corpus, "video": str(src.video)}):
             if _labelled_by(path) == au_det.fingerprint():
                 return {**base, "status": "cached"}
             redo = "labelled by another AU detector"
