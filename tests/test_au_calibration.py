@@ -133,3 +133,12 @@ def test_au_detector_option_labels_a_corpus_without_csvs(calibrated, tmp_path, c
     assert meta["au_detector"]["source"] == "default hand-set rules" and meta["au_detector"]["path"] is None
     with pytest.raises(FileNotFoundError, match="AU detector"):
         preprocess_corpus("grid", REAL, grid, au_detector=tmp_path / "missing.json", progress=False)
+
+
+def test_au_detector_that_calibration_would_overwrite_is_refused(calibrated):
+    tmp, out, _ = calibrated
+    before = (out / AU_DETECTOR_FILE).read_bytes()
+    with pytest.raises(ValueError, match="calibration writes"):
+        preprocess_corpus("synthgrid", tmp / "corpus", out, image_size=32, workers=1, progress=False,
+                          au_detector=out / AU_DETECTOR_FILE)
+    assert (out / AU_DETECTOR_FILE).read_bytes() == before

@@ -155,6 +155,21 @@ def test_download_unpacks_verifies_and_skips(server, tmp_path):
     assert len(server.log) == n
 
 
+def test_video_refetched_when_quality_changes(server, tmp_path):
+    out = tmp_path / "grid"
+    assert _dl(server, out, ["s1"]) == {"s1": "downloaded"}
+    marker = out / "s1" / ".autalk_download.json"
+    record = json.loads(marker.read_text())
+    assert record["quality"] == "normal"
+    record["quality"] = "high"  # as if an earlier run had fetched the other video quality
+    marker.write_text(json.dumps(record))
+    n = len(server.log)
+    assert _dl(server, out, ["s1"]) == {"s1": "downloaded"}
+    assert len(server.log) > n, "the video archive was not requested again"
+    assert json.loads(marker.read_text())["quality"] == "normal"
+    assert _dl(server, out, ["s1"]) == {"s1": "skipped (complete)"}
+
+
 def test_short_transfer_then_resume_with_range(server, tmp_path):
     out = tmp_path / "grid"
     server.short["/files/s3.zip"] = 1

@@ -261,3 +261,18 @@ def test_a_tiny_train_step_lowers_the_loss() -> None:
         losses.append(loss.item())
     assert losses[-1] < 0.85 * losses[0], losses
     assert all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
+
+
+def test_au_class_weights_agree_with_the_manifest_formula() -> None:
+    """Training (losses) and preprocessing (the manifest's w_i) use one Eq. 1, floor included."""
+    import numpy as np
+
+    from autalk.data.cache import MIN_RATE, au_loss_weights
+
+    rates = [0.04, 0.1, 0.3, 0.5, 0.0]  # AU26 never occurs in this split
+    with pytest.raises(ValueError, match="never occurs"):
+        au_class_weights(rates)
+    floored = au_class_weights(rates, min_rate=MIN_RATE)
+    np.testing.assert_allclose(floored.numpy(), au_loss_weights(np.array(rates), MIN_RATE), rtol=1e-6)
+    inv = 1 / np.array([0.04, 0.1, 0.3, 0.5, 0.01])
+    np.testing.assert_allclose(floored.numpy(), inv * 5 / inv.sum(), rtol=1e-6)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from autalk import PAPER_AUS
+from autalk.fsutil import atomic_write_text
 
 __all__ = [
     "AU_FEATURES", "STABLE_POINTS", "normalise_landmarks", "inner_lip_gap", "au_features",
@@ -228,7 +229,8 @@ class AUDetector:
                    source=d.get("source", ""), info=d.get("info", {}))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        Path(path).write_text(self.to_json())
+        """Write the JSON atomically (a killed run never leaves a truncated detector file)."""
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AUDetector:

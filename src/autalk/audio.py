@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autalk.fsutil import atomic_write_json
+
 SAMPLE_RATE = 16000  # every corpus is resampled to this before MFCC extraction
 HOP_MS = 10.0  # 100 MFCC steps per second
 WIN_MS = 25.0  # analysis window (n_fft) length
@@ -144,10 +146,7 @@ class NormStats:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write as JSON (atomically: temp file then rename)."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, p)
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NormStats:

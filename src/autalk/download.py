@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from autalk import __version__
+from autalk.fsutil import atomic_write_text
 
 # URL templates relative to ``base_url``. "video" is keyed by quality; every entry is a list of archives
 # (Sheffield's high-quality video comes in two parts).
@@ -436,7 +437,12 @@ def download_grid(
             status[spk] = "skipped (no video in GRID)"
             continue
         marker = out / spk / MARKER
-        done = json.loads(marker.read_text()).get("parts", {}) if marker.is_file() else {}
+        previous = json.loads(marker.read_text()) if marker.is_file() else {}
+        done = previous.get("parts", {})
+        if "video" in done and previous.get("quality", quality) != quality:
+            # A finished speaker at another video quality is not what was asked for: fetch the video again.
+            log(f"{spk}: video was downloaded at quality {previous['quality']!r}; fetching {quality!r}")
+            done = {k: v for k, v in done.items() if k != "video"}
         wanted = grid_urls(spk, source, base, audio, quality)
         todo = [p for p in wanted if p not in done]
         if not todo:
@@ -490,9 +496,7 @@ def download_grid(
         shutil.rmtree(staging, ignore_errors=True)
         record = {"speaker": spk, "source": source, "base_url": base, "quality": quality,
                   "autalk_version": __version__, "parts": {**done, **new_parts}}
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(marker)
+        atomic_write_text(marker, json.dumps(record, indent=2) + "\n")
         if not keep_archives:
             for p in per_speaker_archives:
                 p.unlink(missing_ok=True)

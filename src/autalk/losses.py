@@ -70,18 +70,26 @@ def perceptual_loss(features: Callable[[Tensor], Sequence[Tensor]], fake: Tensor
 # ---- AU losses ----
 
 
-def au_class_weights(occurrence_rates: Sequence[float] | Tensor) -> Tensor:
+def au_class_weights(occurrence_rates: Sequence[float] | Tensor, min_rate: float = 0.0) -> Tensor:
     """w_i of Eq. 1-2: w_i = (1/r_i) * n_au / sum_j (1/r_j), r_i the occurrence rate of AU i in the
-    training set. Rare AUs get large weights; the weights always sum to n_au (all 1 when balanced)."""
+    training set. Rare AUs get large weights; the weights always sum to n_au (all 1 when balanced).
+
+    One formula serves the whole project: this wraps :func:`autalk.data.cache.au_loss_weights`, which
+    preprocessing uses for the manifest. With ``min_rate > 0`` rates are floored there (the manifest uses
+    ``cache.MIN_RATE``), so an AU that never occurs gets a large but finite weight; with the default 0 such
+    an AU is an error."""
+    from autalk.data.cache import au_loss_weights
+
     r = torch.as_tensor(occurrence_rates, dtype=torch.float32)
     if r.dim() != 1 or r.numel() == 0:
         raise ValueError(f"occurrence_rates must be a non-empty 1-D sequence, got shape {tuple(r.shape)}")
-    if not bool(((r > 0) & (r <= 1)).all()):
+    lowest_ok = (r >= 0) if min_rate > 0 else (r > 0)
+    if not bool((lowest_ok & (r <= 1)).all()):
         raise ValueError(
-            f"occurrence rates must be in (0, 1] (an AU that never occurs has no weight), got {r.tolist()}"
+            f"occurrence rates must be in (0, 1] (an AU that never occurs has no weight; pass min_rate to "
+            f"floor them), got {r.tolist()}"
         )
-    inv = 1.0 / r
-    return inv * r.numel() / inv.sum()
+    return torch.as_tensor(au_loss_weights(r.double().numpy(), min_rate=min_rate), dtype=torch.float32)
 
 
 def _check_au(logits: Tensor, targets: Tensor, weights: Tensor | None, what: str) -> Tensor:

@@ -441,6 +441,11 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
         raise FileNotFoundError(f"corpus folder {root} not found (for the teaching corpus run "
                                 "notebooks/00_teaching_corpus.ipynb or `autalk corpus` first)")
     out = Path(out_dir)
+    if (calibrate and isinstance(au_detector, (str, os.PathLike))
+            and Path(au_detector).resolve() == (out / AU_DETECTOR_FILE).resolve()):
+        # Calibration rewrites that file: the clips would name a detector that no longer exists.
+        raise ValueError(f"--au-detector {au_detector} is the file this run's calibration writes; copy it "
+                         f"elsewhere first (or preprocess into another --out)")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     n_tmp = cache.remove_temp_files(out)

@@ -87,10 +87,6 @@ def require(path: str | os.PathLike[str], stage: str, profile: str | None = None
 
 def write_manifest(profile: str, stage: str, data: dict[str, Any], name: str = "manifest.json") -> Path:
     """Record what a stage produced as ``runs/<profile>/<stage>/<name>`` (JSON) and return the path."""
-    import json
+    from autalk.fsutil import atomic_write_json
 
-    path = run_dir(profile, stage) / name
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)  # readers never see a half-written manifest
-    return path
+    return atomic_write_json(run_dir(profile, stage) / name, data, default=str)

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from autalk import PAPER_AUS
+from autalk.fsutil import atomic_write_json
 
 CACHE_VERSION = 1
 REQUIRED_KEYS = ("frames", "identity", "mfcc", "mfcc_raw", "au_presence", "au_intensity", "landmarks", "meta")
@@ -172,10 +173,7 @@ def au_loss_weights(rates: np.ndarray, min_rate: float = MIN_RATE) -> np.ndarray
 
 def write_json(path: str | os.PathLike[str], data: dict) -> None:
     """Write JSON atomically (temp file + rename)."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, p)
+    atomic_write_json(path, data)
 
 
 def build_manifest(out_dir: str | os.PathLike[str], clips: list[dict], splits: dict[str, list[str]],
