@@ -1,6 +1,7 @@
 """autalk.preprocess on the real GRID fixtures and on a corpus with broken clips; resume; the CLI."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -174,6 +175,13 @@ def test_resume_does_not_reuse_clips_of_another_corpus(tmp_path):
         assert cache.read_meta(out / "clips" / "s1" / f"{cid}.npz")["video"].startswith(str(other))
     same = preprocess_corpus("grid", other, out, image_size=32, workers=1, progress=False, calibrate=False)
     assert same["clips_resumed_from_cache"] == 3
+    # a clip rebuilt in place (same path, new file) is processed again, the others are reused
+    video = other / "s1" / "video" / "bbaf2n.mpg"
+    video.write_bytes(video.read_bytes())
+    os.utime(video, ns=(video.stat().st_atime_ns, video.stat().st_mtime_ns + 10**9))
+    rebuilt = preprocess_corpus("grid", other, out, image_size=32, workers=1, progress=False, calibrate=False)
+    assert rebuilt["clips_processed_now"] == 1 and rebuilt["clips_resumed_from_cache"] == 2
+
 
 def test_real_grid_two_workers_and_cli(tmp_path, capsys):
     out = tmp_path / "grid"

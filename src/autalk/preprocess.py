@@ -196,7 +196,7 @@ def preprocess_clip(src: Any, image_size: int, detector: Any, predictor: Any, au
         "au_source": au_source, "notes": notes, "counts": dict(counts), "n_frames": t,
         "video": str(src.video), "audio": str(src.audio) if getattr(src, "audio", None) else None,
         "au_csv": str(au_csv) if au_csv else None, "aus": list(PAPER_AUS), "autalk": __version__,
-        "au_detector": _describe(au_detector),
+        "au_detector": _describe(au_detector), "source_stamp": source_stamp(src),
         **settings(image_size, getattr(detector, "kind", "hog"), stride, fps, sr),
     }
     source = {}
@@ -250,6 +250,17 @@ def _labelled_by(path: str) -> str | None:
     return rec.get("fingerprint") if rec else default_detector().fingerprint()
 
 
+def source_stamp(src: Any) -> str:
+    """Size and modification time of a clip's source files (video, audio, AU CSV), for resume checks."""
+    parts = []
+    for name in ("video", "audio", "au_csv"):
+        p = getattr(src, name, None)
+        if p is not None and Path(p).is_file():
+            st = Path(p).stat()
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
+
+
 def _job(job: tuple[Any, str, dict[str, Any], str, Any]) -> dict[str, Any]:
     """Worker: one clip -> cache file. Never raises: failures come back as status "dropped"."""
     src, path, sett, corpus, au_det = job
@@ -259,7 +270,9 @@ def _job(job: tuple[Any, str, dict[str, Any], str, Any]) -> dict[str, Any]:
     try:
         # The cached file must also come from this very clip: another corpus written to the same output
         # folder (e.g. the teaching corpus, then GRID) can hold a clip with the same speaker and id.
-        if cache.is_complete(path, expect={**sett, "corpus": corpus, "video": str(src.video)}):
+        # The stamp (size + mtime of video, wav, CSV) catches a corpus rebuilt or relabelled in place.
+        expect = {**sett, "corpus": corpus, "video": str(src.video), "source_stamp": source_stamp(src)}
+        if cache.is_complete(path, expect=expect):
             if _labelled_by(path) == au_det.fingerprint():
                 return {**base, "status": "cached"}
             redo = "labelled by another AU detector"

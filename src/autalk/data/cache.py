@@ -23,8 +23,10 @@ Arrays of a clip file (T video frames at 25 fps, S = image size, A = 5 paper AUs
     landmarks          (T,68,2)  float32 dlib-68 landmarks in crop pixel coordinates
     boxes              (T,4)     float32 face box (x0, y0, x1, y1) in source-frame pixels
     detected           (T,)      uint8   1 where the detector found the face (0: interpolated)
+    crop_transform     (3,3)     float64 maps source-frame pixels to crop pixels (homogeneous)
     meta               ()        str     JSON: corpus, speaker, clip_id, au_source, au_detector (the
-                                         landmark detector that labelled non-CSV frames), notes, counts, ...
+                                         landmark detector that labelled non-CSV frames), settings,
+                                         source files and their source_stamp (size + mtime), notes, counts
 
 A file exists under its final name only once it is complete (temp name + ``os.replace``), so a killed
 run never leaves a partial clip behind and a rerun skips every clip already done.
