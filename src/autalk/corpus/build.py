@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -256,14 +255,6 @@ def _jsonable(x: object) -> object:
     if isinstance(x, np.generic):
         return x.item()
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
-
-
-def remove_corpus(out: str | os.PathLike[str]) -> None:
-    """Delete a teaching corpus folder (refuses folders that are not one)."""
-    out = Path(out)
-    if not (out / "corpus.json").is_file():
-        raise ValueError(f"{out} does not look like a teaching corpus (no corpus.json); not removing it")
-    shutil.rmtree(out)
 
 
 # ---- reading back --------------------------------------------------------------------------------
