@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from autalk import PAPER_AUS
-from autalk.fsutil import atomic_write_json
+from autalk.fsutil import atomic_open, atomic_write_json
 
 CACHE_VERSION = 1
 REQUIRED_KEYS = ("frames", "identity", "mfcc", "mfcc_raw", "au_presence", "au_intensity", "landmarks", "meta")
@@ -104,16 +104,8 @@ def save_clip(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta:
         return False
     p.parent.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "cache_version": CACHE_VERSION}
-    fd, tmp = tempfile.mkstemp(prefix=p.stem + TMP_MARK, suffix=".npz", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays, meta=np.array(json.dumps(meta)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(p, "wb", prefix=p.stem + TMP_MARK, suffix=".npz") as f:
+        np.savez_compressed(f, **arrays, meta=np.array(json.dumps(meta)))
     return True
 
 
