@@ -31,6 +31,8 @@ from autalk import FPS, PAPER_AUS, __version__
 from autalk.corpus import face, speech, visemes
 from autalk.corpus.align import Segment, format_align
 from autalk.corpus.grammar import N_SENTENCES, sample_sentence, sentence_id
+from autalk.data.splits import natural_key
+from autalk.fsutil import atomic_write_json
 from autalk.media import write_video, write_wav
 
 N_FRAMES = 75  # 3.0 s at 25 fps, as every GRID clip
@@ -238,14 +240,12 @@ def build_corpus(out: str | os.PathLike[str], speakers: int = 8, clips: int = 30
             counts[status] += 1
             bar.update()
     # Describe what is on disk (a rerun with other counts may have grown the corpus).
-    on_disk = {d.name: len(list((d / "au").glob("*.csv")))
-               for d in sorted(out.glob("s*"), key=lambda d: int(d.name[1:]) if d.name[1:].isdigit() else 0)
-               if (d / "au").is_dir()}
+    on_disk = {spk: len(ids) for spk, ids in list_corpus(out).items()}
     summary = {"format": "GRID", "generator": f"autalk {__version__}", "seed": seed,
                "speakers": list(on_disk), "clips_per_speaker": on_disk, "n_clips": sum(on_disk.values()),
                "n_frames": N_FRAMES, "fps": FPS, "sample_rate": SAMPLE_RATE, "aus": list(PAPER_AUS),
                "voices": list(voices) if voices else None}
-    (out / "corpus.json").write_text(json.dumps(summary, indent=1))
+    atomic_write_json(out / "corpus.json", summary)
     return {**summary, "root": str(out), **counts}
 
 
@@ -293,7 +293,7 @@ def list_corpus(root: str | os.PathLike[str]) -> dict[str, list[str]]:
     """Complete clips per speaker of a teaching corpus: ``{"s1": ["bbaf2n", ...], ...}``."""
     root = Path(root)
     out: dict[str, list[str]] = {}
-    for d in sorted(root.glob("s*"), key=lambda d: int(d.name[1:]) if d.name[1:].isdigit() else 0):
+    for d in sorted(root.glob("s*"), key=lambda d: natural_key(d.name)):
         ids = sorted(p.stem for p in (d / "au").glob("*.csv"))
         if ids:
             out[d.name] = ids
