@@ -12,6 +12,8 @@ COMMANDS = {
     "corpus": "autalk.commands.corpus",
     "preprocess": "autalk.commands.preprocess",
     "download": "autalk.commands.download",
+    "train": "autalk.commands.train",
+    "generate": "autalk.commands.generate",
 }
 
 

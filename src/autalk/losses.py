@@ -221,3 +221,12 @@ def frame_discriminator_loss(discriminator: nn.Module, real: Tensor, fake: Tenso
     """Eq. 4 for a discriminator step: real frames vs (detached) generated frames."""
     _same_shape(fake, real, "frame_discriminator_loss(real, fake)")
     return adversarial_d_loss(discriminator(real), discriminator(fake.detach()))
+
+
+def weighted_reconstruction_loss(fake: Tensor, real: Tensor, weight_map: Tensor) -> Tensor:
+    """L_rec of Eq. 6 with a spatial weight: mean(w * |F^ - F|) / mean(w), so a map of ones gives Eq. 6
+    exactly. The quick profile weights the mouth box (``stages.mouth_weight_map``) to make lip motion
+    appear within minutes on a CPU: a departure from the paper, listed in the README."""
+    _same_shape(fake, real, "weighted_reconstruction_loss(fake, real)")
+    w = weight_map.to(fake).expand_as(fake)
+    return (w * (fake - real).abs()).mean() / w.mean()

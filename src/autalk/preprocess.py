@@ -23,6 +23,23 @@ Per clip (:func:`preprocess_clip`):
 the OpenFace / ground-truth labels). It is resumable: complete cache files are not redone (unless they
 were labelled by a different landmark AU detector than the one asked for).
 
+The run is in steps shared by every way of running it: :func:`plan_corpus` (list the corpus, split
+ALL its speakers, pick this run's clips), the clip jobs, reading the cache files back into manifest
+entries, then the whole-corpus files (manifest, norm, calibration) and the report.
+
+Sharding (a cluster job array): ``preprocess_corpus(..., shard="K/N")`` / ``autalk preprocess --shard
+K/N`` processes only the speakers of shard K (:func:`shard_speakers`: natural order, positions K-1,
+K-1+N, ...), assigns their clips to train/test under the whole corpus's split, and writes their clip
+files plus ``shard-K-of-N.json`` (their manifest entries and this shard's report) into its ``out_dir``
+(one per shard is safest on shared filesystems; a shared one works too: shards touch only their own
+speakers' folders). Statistics over the training split are NOT computed per shard: :func:`merge_shards`
+/ ``autalk preprocess --merge SHARD_DIR ... --out OUT`` checks that all N shards of one run are there
+with the same corpus and options, hard-links each clip file into ``OUT/clips/`` (copies it when the
+shard lies on another filesystem; cache files are only ever replaced by rename, so a link never sees a
+later change), and then writes ``manifest.json``, ``norm.json``, ``au_detector.json`` and
+``report.json`` with the very code an unsharded run uses, over the same clips in the same order: the
+same files as one unsharded run.
+
 Detector calibration (:func:`calibrate_au_detector`, from the cache, so resumed runs do it too): when
 training-split clips have a CSV (the teaching corpus always does), the landmark detector is fitted by
 least squares on the TRAIN speakers' cached landmarks (neutral = each clip's first frame) against their
@@ -35,7 +52,10 @@ to state, not a measured improvement.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import time
 import warnings
 from collections import Counter
@@ -412,57 +432,84 @@ def calibrate_au_detector(out_dir: str | os.PathLike[str], clips: list[dict[str,
     return result
 
 
-def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                      image_size: int = 64, workers: int = 2, max_per_speaker: int = 0,
-                      speakers: list[str] | None = None, detector: str = "hog", progress: bool = True,
-                      seed: int = 0, stride: int = 5, au_detector: Any = None,
-                      calibrate: bool = True) -> dict[str, Any]:
-    """Preprocess a whole corpus into ``out_dir`` (see the module docstring); returns the report dict.
+# ---- one run: plan, process, read back -------------------------------------------------------------
 
-    ``corpus``: ``grid``, ``tcd`` (published speaker splits), ``synthgrid`` (the teaching corpus) or
-    ``folder`` (any GRID-layout folder); the last two get a seeded 8:2 speaker split.
-    ``au_detector``: the landmark AU detector that labels frames without a CSV row: None for the
-    hand-set rules, or a path to a saved ``autalk.au.AUDetector`` JSON (or the object), e.g. the
-    ``au_detector.json`` a teaching-corpus run fitted. A detector fitted on synthetic faces is not
-    validated on real ones; the report and every clip's metadata record which detector was used.
-    Cached clips labelled by another detector are redone. ``calibrate``: fit and evaluate the detector
-    on the CSV labels (:func:`calibrate_au_detector`) when the train split has them.
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"K/N"`` (or ``(K, N)``) -> ``(K, N)``: shard K (1-based) of N; None stays None.
+
+    Raises ``ValueError`` with the expected form for anything else (``"0/4"``, ``"5/4"``, ``"2"``).
     """
-    from tqdm.auto import tqdm
-
-    from autalk.data.readers import list_clips
-
-    if corpus not in CORPORA:
-        raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
-    if detector not in ("hog", "cnn"):
-        raise ValueError(f"unknown detector {detector!r}; use 'hog' or 'cnn'")
-    if image_size < 16:
-        raise ValueError(f"image_size must be at least 16, got {image_size}")
-    from autalk.au import AUDetector, default_detector
-
-    if au_detector is None:
-        au_det = default_detector()
-    elif isinstance(au_detector, AUDetector):
-        au_det = au_detector
+    if shard is None:
+        return None
+    hint = "--shard takes K/N, shard K of N with 1 <= K <= N (e.g. 3/8)"
+    if isinstance(shard, str):
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", shard)
+        if not m:
+            raise ValueError(f"{hint}; got {shard!r}")
+        k, n = int(m.group(1)), int(m.group(2))
     else:
-        if not Path(au_detector).is_file():
-            raise FileNotFoundError(f"AU detector {au_detector} not found (a fitted one is written to "
-                                    f"<out>/{AU_DETECTOR_FILE} by preprocessing a corpus with CSV labels)")
-        au_det = AUDetector.load(au_detector)
+        try:
+            k, n = (int(v) for v in shard)
+        except (TypeError, ValueError):
+            raise ValueError(f"{hint}; got {shard!r}") from None
+    if n < 1:
+        raise ValueError(f"{hint}; got {k}/{n}: N must be at least 1")
+    if not 1 <= k <= n:
+        raise ValueError(f"{hint}; got {k}/{n}: K must be between 1 and {n}")
+    return k, n
+
+
+def shard_speakers(speakers: list[str], index: int, count: int) -> list[str]:
+    """The speakers of shard ``index`` of ``count`` (1-based): in natural order (``splits.natural_key``),
+    positions ``index - 1``, ``index - 1 + count``, ... ."""
+    from autalk.data.splits import natural_sorted
+
+    return natural_sorted(set(speakers))[index - 1::count]
+
+
+def shard_file(index: int, count: int) -> str:
+    """Name of a shard's manifest + report in its output folder: ``shard-K-of-N.json``."""
+    return f"shard-{index}-of-{count}.json"
+
+
+@dataclass
+class CorpusPlan:
+    """What one run processes: the whole corpus's listing and speaker split, and this run's clips.
+
+    The split always comes from every speaker listed, so a shard assigns its clips exactly as an
+    unsharded run does.
+    """
+
+    corpus: str
+    root: Path
+    splits: dict[str, list[str]]
+    split_source: str
+    speakers: list[str]  # every speaker with a usable clip (natural order)
+    clips: list[Any]  # ClipSource of this run's speakers that are in the split
+    dropped: list[dict[str, Any]]  # listing problems (whole corpus) + this run's clips outside the split
+    n_listed: int  # clips + listing problems of the whole corpus
+    shard: tuple[int, int] | None = None
+    shard_speakers: list[str] | None = None  # None: every speaker
+
+    @property
+    def split_of(self) -> dict[str, str]:
+        return {s: name for name, spk in self.splits.items() for s in spk}
+
+
+def plan_corpus(corpus: str, root: str | os.PathLike[str], speakers: list[str] | None = None,
+                max_per_speaker: int = 0, seed: int = 0,
+                shard: str | tuple[int, int] | None = None) -> CorpusPlan:
+    """List the corpus, split its speakers (:func:`assign_splits`, over all of them) and pick this run's
+    clips: all, or with ``shard=(K, N)`` those of :func:`shard_speakers`."""
+    from autalk.data.readers import list_clips
+    from autalk.data.splits import natural_sorted
+
+    shard = parse_shard(shard)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"corpus folder {root} not found (for the teaching corpus run "
                                 "notebooks/00_teaching_corpus.ipynb or `autalk corpus` first)")
-    out = Path(out_dir)
-    if (calibrate and isinstance(au_detector, (str, os.PathLike))
-            and Path(au_detector).resolve() == (out / AU_DETECTOR_FILE).resolve()):
-        # Calibration rewrites that file: the clips would name a detector that no longer exists.
-        raise ValueError(f"--au-detector {au_detector} is the file this run's calibration writes; copy it "
-                         f"elsewhere first (or preprocess into another --out)")
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    n_tmp = cache.remove_temp_files(out)
-
     clips, problems = list_clips(corpus, root, speakers=speakers, max_per_speaker=max_per_speaker)
     dropped: list[dict[str, Any]] = [{"speaker": p.get("speaker"), "clip_id": p.get("clip_id"),
                                       "reason": p.get("reason"), "stage": "listing"} for p in problems]
@@ -471,24 +518,64 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
                          + (f" ({len(problems)} problems, e.g. {problems[0]['reason']})" if problems else ""))
     found = sorted({c.speaker for c in clips})
     splits, split_source = assign_splits(corpus, found, seed=seed)
-    split_of = {s: name for name, spk in splits.items() for s in spk}
-    kept_src = []
+    mine = None
+    if shard is not None:
+        mine = shard_speakers(found, *shard)
+        if not mine:
+            raise ValueError(f"shard {shard[0]}/{shard[1]} gets no speaker: the corpus has {len(found)} "
+                             f"speaker(s) with usable clips, so use at most {len(found)} shards")
+    plan = CorpusPlan(corpus, root, splits, split_source, natural_sorted(found), [], dropped,
+                      len(clips) + len(problems), shard, mine)
+    split_of, chosen = plan.split_of, set(found if mine is None else mine)
     for c in clips:
+        if c.speaker not in chosen:
+            continue
         if c.speaker in split_of:
-            kept_src.append(c)
+            plan.clips.append(c)
         else:
             dropped.append({"speaker": c.speaker, "clip_id": c.clip_id, "stage": "split",
                             "reason": f"speaker not in the speaker split ({split_source})"})
-    sett = settings(image_size, detector, stride)
-    jobs = [(c, str(cache.clip_path(out, c.speaker, c.clip_id)), sett, corpus, au_det) for c in kept_src]
+    return plan
 
+
+def _load_au_detector(au_detector: Any) -> Any:
+    """None -> the hand-set rules; an ``AUDetector`` as is; a path -> the saved detector."""
+    from autalk.au import AUDetector, default_detector
+
+    if au_detector is None:
+        return default_detector()
+    if isinstance(au_detector, AUDetector):
+        return au_detector
+    if not Path(au_detector).is_file():
+        raise FileNotFoundError(f"AU detector {au_detector} not found (a fitted one is written to "
+                                f"<out>/{AU_DETECTOR_FILE} by preprocessing a corpus with CSV labels)")
+    return AUDetector.load(au_detector)
+
+
+def _refuse_overwritten_detector(au_detector_path: Any, out: Path, calibrate: bool) -> None:
+    if (calibrate and isinstance(au_detector_path, (str, os.PathLike))
+            and Path(au_detector_path).resolve() == (out / AU_DETECTOR_FILE).resolve()):
+        # Calibration rewrites that file: the clips would name a detector that no longer exists.
+        raise ValueError(f"--au-detector {au_detector_path} is the file this run's calibration writes; copy "
+                         f"it elsewhere first (or preprocess into another --out)")
+
+
+def _process_clips(plan: CorpusPlan, out: Path, sett: dict[str, Any], au_det: Any, workers: int,
+                   progress: bool) -> tuple[list[tuple[str, str, Path]], list[dict], dict[str, Any]]:
+    """Run (or resume) the plan's clips into ``out``. Returns the usable clips ``(speaker, clip_id,
+    path)``, the dropped ones and the run's counts and speeds (report fields)."""
+    from tqdm.auto import tqdm
+
+    jobs = [(c, str(cache.clip_path(out, c.speaker, c.clip_id)), sett, plan.corpus, au_det)
+            for c in plan.clips]
     status: Counter[str] = Counter()
     results: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
     t_work = time.perf_counter()
     t_first: float | None = None  # when the first processed clip came back (workers started, models loaded)
     frames_after_first = 0
     with tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress) as bar:
-        for r in _run_jobs(jobs, workers, detector):
+        for r in _run_jobs(jobs, workers, sett["detector"]):
             status[r["status"]] += 1
             results.append(r)
             if r["status"] == "kept":
@@ -505,78 +592,321 @@ def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | 
     t_end = time.perf_counter()
     work_s = t_end - t_work
     new_frames = sum(r.get("n_frames", 0) for r in results if r["status"] == "kept")
-    n_redone = sum(1 for r in results if r.get("redone"))
-
-    # Everything below is read back from the cache files, so a resumed run reports the whole corpus.
-    good = sorted((r for r in results if r["status"] in ("kept", "cached")),
-                  key=lambda r: (r["speaker"], r["clip_id"]))
-    entries, train_pres, train_mfcc = [], [], []
-    decisions: Counter[str] = Counter()
-    au_sources: Counter[str] = Counter()
-    for r in good:
-        d = cache.load_clip(r["path"], keys=("au_presence", "mfcc_raw"))
-        meta = d["meta"]
-        split = split_of[r["speaker"]]
-        decisions.update(meta.get("counts", {}))
-        au_sources[meta["au_source"]] += 1
-        entries.append({"speaker": r["speaker"], "clip_id": r["clip_id"], "split": split,
-                        "path": str(Path(r["path"]).relative_to(out)), "n_frames": int(meta["n_frames"]),
-                        "au_source": meta["au_source"]})
-        if split == "train":
-            train_pres.append(d["au_presence"])
-            train_mfcc.append(d["mfcc_raw"])
-
-    info = {"corpus": corpus, "root": str(root), **sett, "split_source": split_source,
-            "mfcc": {"n_mfcc": A.N_MFCC, "sr": A.SAMPLE_RATE, "hop_ms": A.HOP_MS, "win_ms": A.WIN_MS,
-                     "window_ms": A.WINDOW_MS, "window_steps": A.WINDOW_STEPS}}
-    manifest = cache.build_manifest(out, entries, splits, train_pres, **info)
-    cache.write_json(out / cache.MANIFEST, manifest)
-    norm_note = None
-    notes: list[str] = []
-    if train_mfcc:
-        train_speakers = sorted({e["speaker"] for e in entries if e["split"] == "train"})
-        A.NormStats.from_mfccs(train_mfcc, train_speakers).save(out / cache.NORM)
-    else:
-        norm_note = "no training clips: norm.json not written"
-
-    t_cal = time.perf_counter()
-    agreement = calibrate_au_detector(out, entries, splits, corpus=corpus) if calibrate else None
-    calibration_s = round(time.perf_counter() - t_cal, 2)
-    stale = out / AU_DETECTOR_FILE
-    if (calibrate and not (agreement and agreement["fitted"]) and stale.is_file()
-            and not (au_det.path and Path(au_det.path).resolve() == stale.resolve())):
-        stale.unlink()  # from an earlier run on other clips: it no longer describes this cache
-        notes.append(f"removed a stale {AU_DETECTOR_FILE} (no detector was fitted this time)")
-
-    n_frames_total = sum(e["n_frames"] for e in entries)
-    report = {
-        "corpus": corpus, "root": str(root), "out_dir": str(out), **sett, "workers": workers,
-        "seed": seed, "splits": splits, "split_source": split_source,
-        "clips_listed": len(clips) + len(problems), "clips_kept": len(entries),
+    good = [(r["speaker"], r["clip_id"], Path(r["path"])) for r in results
+            if r["status"] in ("kept", "cached")]
+    speed = {
         "clips_processed_now": status["kept"], "clips_resumed_from_cache": status["cached"],
-        "clips_redone_for_au_detector": n_redone,
-        "clips_dropped": len(dropped), "frames_kept": n_frames_total,
-        "kept_per_split": {s: sum(e["split"] == s for e in entries) for s in splits},
-        "dropped": dropped,
-        "drop_reasons": dict(Counter(_reason_kind(d["reason"]) for d in dropped)),
-        "decisions": dict(sorted(decisions.items())),
-        "au_sources": dict(au_sources),
-        "au_detector": {**_describe(au_det),
-                        "labels": "frames without a usable CSV row (all frames of clips without a CSV)"},
-        "detector_agreement": agreement,
-        "au_detector_fitted": agreement["fitted"]["path"] if agreement and agreement["fitted"] else None,
-        "calibration_seconds": calibration_s,
-        "temp_files_removed": n_tmp,
-        "au_occurrence_rates": manifest["au_occurrence_rates"],
-        "au_loss_weights": manifest["au_loss_weights"],
-        "seconds": round(time.perf_counter() - t_start, 2),
+        "clips_redone_for_au_detector": sum(1 for r in results if r.get("redone")),
         "frames_per_second": round(new_frames / work_s, 1) if new_frames and work_s > 0 else None,
         "seconds_to_first_clip": round(t_first - t_work, 2) if t_first is not None else None,
         "frames_per_second_after_first_clip": (round(frames_after_first / (t_end - t_first), 1)
                                                if t_first is not None and t_end > t_first
                                                and frames_after_first else None),
-        "notes": [n for n in (norm_note,) if n] + notes,
     }
+    return good, dropped, speed
+
+
+def _read_entries(out: Path, clips: list[tuple[str, str, Path]], split_of: dict[str, str],
+                  ) -> tuple[list[dict[str, Any]], Counter[str], Counter[str]]:
+    """Manifest entries of cached clips, sorted by (speaker, clip id), with their summed decision counts
+    and AU sources; read back from the cache files, so a resumed run describes every clip."""
+    entries: list[dict[str, Any]] = []
+    decisions: Counter[str] = Counter()
+    au_sources: Counter[str] = Counter()
+    for speaker, clip_id, path in sorted(clips, key=lambda c: (c[0], c[1])):
+        meta = cache.read_meta(path)
+        decisions.update(meta.get("counts", {}))
+        au_sources[meta["au_source"]] += 1
+        entries.append({"speaker": speaker, "clip_id": clip_id, "split": split_of[speaker],
+                        "path": Path(path).relative_to(out).as_posix(), "n_frames": int(meta["n_frames"]),
+                        "au_source": meta["au_source"]})
+    return entries, decisions, au_sources
+
+
+def _sorted_drops(dropped: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Dropped clips by stage (listing, split, preprocess), then speaker and clip id in natural order:
+    the same list whatever order the workers (or shards) finished in."""
+    from autalk.data.splits import natural_key
+
+    stages = {"listing": 0, "split": 1, "preprocess": 2}
+    return sorted(dropped, key=lambda d: (stages.get(d.get("stage"), 3), natural_key(d.get("speaker") or ""),
+                                          natural_key(d.get("clip_id") or "")))
+
+
+def _run_report(plan: CorpusPlan, out: Path, sett: dict[str, Any], seed: int, entries: list[dict[str, Any]],
+                dropped: list[dict[str, Any]], decisions: Counter[str], au_sources: Counter[str],
+                au_detector: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """The report fields every run has (unsharded, shard, merge); ``fields`` go in after the splits."""
+    dropped = _sorted_drops(dropped)
+    return {
+        "corpus": plan.corpus, "root": str(plan.root), "out_dir": str(out), **sett, "seed": seed,
+        "splits": plan.splits, "split_source": plan.split_source, **fields,
+        "clips_listed": plan.n_listed, "clips_kept": len(entries),
+        "clips_dropped": len(dropped), "frames_kept": sum(e["n_frames"] for e in entries),
+        "kept_per_split": {s: sum(e["split"] == s for e in entries) for s in plan.splits},
+        "dropped": dropped,
+        "drop_reasons": dict(Counter(_reason_kind(d["reason"]) for d in dropped)),
+        "decisions": dict(sorted(decisions.items())),
+        "au_sources": dict(au_sources),
+        "au_detector": {**au_detector,
+                        "labels": "frames without a usable CSV row (all frames of clips without a CSV)"},
+    }
+
+
+def _write_corpus_files(out: Path, entries: list[dict[str, Any]], plan: CorpusPlan, sett: dict[str, Any],
+                        calibrate: bool, au_detector_path: str | None) -> dict[str, Any]:
+    """The whole-corpus files of a cache, from its clip files: ``manifest.json`` (train-split AU rates and
+    Eq. 1 weights), ``norm.json`` (train speakers' MFCCs) and, with ``calibrate``, ``au_detector.json``
+    (:func:`calibrate_au_detector`). An unsharded run and a merge of shards both end here, with the
+    entries in the same order, so they write the same files. Returns the report fields they add."""
+    train_pres, train_mfcc = [], []
+    for e in entries:
+        if e["split"] == "train":
+            d = cache.load_clip(out / e["path"], keys=("au_presence", "mfcc_raw"))
+            train_pres.append(d["au_presence"])
+            train_mfcc.append(d["mfcc_raw"])
+    info = {"corpus": plan.corpus, "root": str(plan.root), **sett, "split_source": plan.split_source,
+            "mfcc": {"n_mfcc": A.N_MFCC, "sr": A.SAMPLE_RATE, "hop_ms": A.HOP_MS, "win_ms": A.WIN_MS,
+                     "window_ms": A.WINDOW_MS, "window_steps": A.WINDOW_STEPS}}
+    manifest = cache.build_manifest(out, entries, plan.splits, train_pres, **info)
+    cache.write_json(out / cache.MANIFEST, manifest)
+    notes: list[str] = []
+    if train_mfcc:
+        train_speakers = sorted({e["speaker"] for e in entries if e["split"] == "train"})
+        A.NormStats.from_mfccs(train_mfcc, train_speakers).save(out / cache.NORM)
+    else:
+        notes.append("no training clips: norm.json not written")
+
+    t_cal = time.perf_counter()
+    agreement = calibrate_au_detector(out, entries, plan.splits, corpus=plan.corpus) if calibrate else None
+    calibration_s = round(time.perf_counter() - t_cal, 2)
+    stale = out / AU_DETECTOR_FILE
+    if (calibrate and not (agreement and agreement["fitted"]) and stale.is_file()
+            and not (au_detector_path and Path(au_detector_path).resolve() == stale.resolve())):
+        stale.unlink()  # from an earlier run on other clips: it no longer describes this cache
+        notes.append(f"removed a stale {AU_DETECTOR_FILE} (no detector was fitted this time)")
+    return {
+        "detector_agreement": agreement,
+        "au_detector_fitted": agreement["fitted"]["path"] if agreement and agreement["fitted"] else None,
+        "calibration_seconds": calibration_s,
+        "au_occurrence_rates": manifest["au_occurrence_rates"],
+        "au_loss_weights": manifest["au_loss_weights"],
+        "notes": notes,
+    }
+
+
+def preprocess_corpus(corpus: str, root: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                      image_size: int = 64, workers: int = 2, max_per_speaker: int = 0,
+                      speakers: list[str] | None = None, detector: str = "hog", progress: bool = True,
+                      seed: int = 0, stride: int = 5, au_detector: Any = None,
+                      calibrate: bool = True, shard: str | tuple[int, int] | None = None) -> dict[str, Any]:
+    """Preprocess a whole corpus into ``out_dir`` (see the module docstring); returns the report dict.
+
+    ``corpus``: ``grid``, ``tcd`` (published speaker splits), ``synthgrid`` (the teaching corpus) or
+    ``folder`` (any GRID-layout folder); the last two get a seeded 8:2 speaker split.
+    ``au_detector``: the landmark AU detector that labels frames without a CSV row: None for the
+    hand-set rules, or a path to a saved ``autalk.au.AUDetector`` JSON (or the object), e.g. the
+    ``au_detector.json`` a teaching-corpus run fitted. A detector fitted on synthetic faces is not
+    validated on real ones; the report and every clip's metadata record which detector was used.
+    Cached clips labelled by another detector are redone. ``calibrate``: fit and evaluate the detector
+    on the CSV labels (:func:`calibrate_au_detector`) when the train split has them.
+
+    ``shard``: ``"K/N"`` or ``(K, N)`` processes only the speakers of shard K of N
+    (:func:`shard_speakers`) and writes their clip files plus ``shard-K-of-N.json`` (their manifest
+    entries, under the whole corpus's split, and this shard's report), but no ``manifest.json``,
+    ``norm.json``, ``au_detector.json`` or ``report.json``: :func:`merge_shards` writes those over all
+    shards. Shards may share one ``out_dir`` or use one each.
+    """
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; choose one of {', '.join(CORPORA)}")
+    if detector not in ("hog", "cnn"):
+        raise ValueError(f"unknown detector {detector!r}; use 'hog' or 'cnn'")
+    if image_size < 16:
+        raise ValueError(f"image_size must be at least 16, got {image_size}")
+    shard = parse_shard(shard)
+    au_det = _load_au_detector(au_detector)
+    out = Path(out_dir)
+    if shard is None:
+        _refuse_overwritten_detector(au_detector, out, calibrate)
+    t_start = time.perf_counter()
+    plan = plan_corpus(corpus, root, speakers=speakers, max_per_speaker=max_per_speaker, seed=seed,
+                       shard=shard)
+    out.mkdir(parents=True, exist_ok=True)
+    # A shard cleans only its own speakers' folders: other shards may be writing into the same out_dir.
+    n_tmp = cache.remove_temp_files(out, speakers=plan.shard_speakers)
+    sett = settings(image_size, detector, stride)
+    good, dropped, speed = _process_clips(plan, out, sett, au_det, workers, progress)
+    entries, decisions, au_sources = _read_entries(out, good, plan.split_of)
+    report = _run_report(plan, out, sett, seed, entries, plan.dropped + dropped, decisions, au_sources,
+                         _describe(au_det), workers=workers)
+    report.update(clips_processed_now=speed["clips_processed_now"],
+                  clips_resumed_from_cache=speed["clips_resumed_from_cache"],
+                  clips_redone_for_au_detector=speed["clips_redone_for_au_detector"])
+    if shard is not None:
+        k, n = shard
+        report = {"shard": {"index": k, "count": n, "speakers": plan.shard_speakers,
+                            "file": shard_file(k, n)},
+                  **report, "max_per_speaker": max_per_speaker, "speakers_requested": speakers,
+                  "speakers": plan.speakers, "temp_files_removed": n_tmp,
+                  "seconds": round(time.perf_counter() - t_start, 2), **speed,
+                  "notes": [f"shard {k}/{n}: AU rates, loss weights, norm.json and au_detector.json are "
+                            f"computed over all shards by `autalk preprocess --merge`"],
+                  "clips": entries}
+        cache.write_json(out / shard_file(k, n), report)
+        return report
+    report.update(_write_corpus_files(out, entries, plan, sett, calibrate, au_det.path))
+    report.update(temp_files_removed=n_tmp, seconds=round(time.perf_counter() - t_start, 2), **speed)
+    report["notes"] = report.pop("notes")  # last, as before
+    cache.write_json(out / cache.REPORT, report)
+    return report
+
+
+# ---- shards ----------------------------------------------------------------------------------------
+
+# Report fields every shard of one run has alike (plus the AU detector's fingerprint).
+SHARD_KEYS = ("corpus", "image_size", "detector", "stride", "fps", "sr", "seed", "max_per_speaker",
+              "speakers_requested", "speakers", "splits", "split_source", "clips_listed")
+
+
+def find_shard_files(dirs: list[str | os.PathLike[str]]) -> list[Path]:
+    """The ``shard-K-of-N.json`` files in each folder or, for a folder without any, in its subfolders."""
+    files: list[Path] = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise FileNotFoundError(f"shard folder {d} not found")
+        found = sorted(d.glob("shard-*-of-*.json")) or sorted(d.glob("*/shard-*-of-*.json"))
+        if not found:
+            raise FileNotFoundError(f"no shard-K-of-N.json in {d} nor in its subfolders: run "
+                                    "`autalk preprocess --shard K/N --out ...` for every shard first")
+        files += [f for f in found if f not in files]
+    return files
+
+
+def _check_shards(shards: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Refuse a merge that would not be the whole corpus under one set of options."""
+    for path, rep in shards:
+        if not isinstance(rep.get("shard"), dict) or "clips" not in rep:
+            raise ValueError(f"{path} is not a shard report written by `autalk preprocess --shard`")
+    counts = sorted({rep["shard"]["count"] for _, rep in shards})
+    if len(counts) > 1:
+        raise ValueError(f"shards of different runs: shard counts {counts} in "
+                         + ", ".join(str(p) for p, _ in shards) + "; merge the files of one run")
+    n = counts[0]
+    by_index: dict[int, list[Path]] = {}
+    for path, rep in shards:
+        by_index.setdefault(rep["shard"]["index"], []).append(path)
+    twice = {k: v for k, v in by_index.items() if len(v) > 1}
+    if twice:
+        raise ValueError("the same shard more than once: " + "; ".join(
+            f"{k}/{n} in {', '.join(map(str, v))}" for k, v in sorted(twice.items())))
+    missing = [k for k in range(1, n + 1) if k not in by_index]
+    if missing:
+        raise ValueError(f"missing shard(s) {', '.join(f'{k}/{n}' for k in missing)} (found "
+                         f"{', '.join(str(k) for k in sorted(by_index))}): run them before merging")
+    p0, r0 = shards[0]
+    for path, rep in shards[1:]:
+        for key in SHARD_KEYS + ("au_detector_fingerprint",):
+            a = r0["au_detector"]["fingerprint"] if key == "au_detector_fingerprint" else r0.get(key)
+            b = rep["au_detector"]["fingerprint"] if key == "au_detector_fingerprint" else rep.get(key)
+            if a != b:
+                raise ValueError(f"shards disagree on {key}: {a!r} in {p0}, {b!r} in {path}; "
+                                 "run every shard with the same corpus and options")
+    for path, rep in shards:
+        k = rep["shard"]["index"]
+        if rep["shard"]["speakers"] != shard_speakers(rep["speakers"], k, n):
+            raise ValueError(f"{path}: its speakers are not those of shard {k}/{n}")
+
+
+def _place_clip(src: Path, dst: Path) -> str:
+    """Put a shard's cache file at ``dst``: a hard link (no copy, the same file), or a copy where the two
+    folders are on different filesystems. Atomic (temp name, then rename). Returns what was done.
+
+    Linking is safe because cache files are never modified in place, only replaced by rename."""
+    if dst.exists():
+        if os.path.samefile(src, dst):
+            return "in_place"  # a shared out_dir, or linked by an earlier merge
+        s, d = src.stat(), dst.stat()
+        if (s.st_size, s.st_mtime_ns) == (d.st_size, d.st_mtime_ns):
+            return "in_place"  # copied by an earlier merge (copy2 keeps the modification time)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f"{dst.stem}{cache.TMP_MARK}merge-{os.getpid()}.npz")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+            how = "linked"
+        except OSError:  # another filesystem (or no hard links there)
+            shutil.copy2(src, tmp)
+            how = "copied"
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return how
+
+
+def merge_shards(shard_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+                 calibrate: bool = True, corpus: str | None = None,
+                 root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Merge the shards of one sharded run (``preprocess_corpus(..., shard="K/N")``) into one cache.
+
+    ``shard_dirs``: the shards' output folders (or folders holding them, see :func:`find_shard_files`);
+    all N shards must be there, run with the same corpus and options. Each clip file is hard-linked into
+    ``out_dir/clips/`` (copied when the shard is on another filesystem; left alone when ``out_dir`` is the
+    shard's own folder), then ``manifest.json``, ``norm.json``, ``au_detector.json`` and ``report.json``
+    are computed from the merged cache exactly as an unsharded run computes them. ``corpus`` / ``root``,
+    when given, must be those of the shards. Returns the report (with ``shards`` and ``merge``).
+    """
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    files = find_shard_files(shard_dirs)
+    shards = [(p, json.loads(p.read_text())) for p in files]
+    _check_shards(shards)
+    shards.sort(key=lambda s: s[1]["shard"]["index"])
+    first = shards[0][1]
+    if corpus is not None and corpus != first["corpus"]:
+        raise ValueError(f"--corpus {corpus} but the shards preprocessed {first['corpus']}")
+    if root is not None and Path(root).resolve() != Path(first["root"]).resolve():
+        raise ValueError(f"--root {root} but the shards preprocessed {first['root']}")
+    au_path = first["au_detector"].get("path")
+    _refuse_overwritten_detector(au_path, out, calibrate)
+    out.mkdir(parents=True, exist_ok=True)
+    n_tmp = cache.remove_temp_files(out)
+    sett = settings(first["image_size"], first["detector"], first["stride"], first["fps"], first["sr"])
+    plan = CorpusPlan(first["corpus"], Path(first["root"]), first["splits"], first["split_source"],
+                      first["speakers"], [], [d for d in first["dropped"] if d.get("stage") == "listing"],
+                      first["clips_listed"])
+    placed: Counter[str] = Counter()
+    clips, dropped = [], list(plan.dropped)
+    for path, rep in shards:
+        for e in rep["clips"]:
+            src = path.parent / e["path"]
+            if not cache.is_complete(src, expect={**sett, "corpus": plan.corpus}):
+                raise ValueError(f"{src} (a clip of {path}) is missing or incomplete: rerun that shard")
+            dst = cache.clip_path(out, e["speaker"], e["clip_id"])
+            placed[_place_clip(src, dst)] += 1
+            clips.append((e["speaker"], e["clip_id"], dst))
+        dropped += [d for d in rep["dropped"] if d.get("stage") != "listing"]
+    entries, decisions, au_sources = _read_entries(out, clips, plan.split_of)
+    report = _run_report(plan, out, sett, first["seed"], entries, dropped, decisions, au_sources,
+                         {k: v for k, v in first["au_detector"].items() if k != "labels"}, workers=None)
+    report.update({k: sum(rep[k] for _, rep in shards) for k in
+                   ("clips_processed_now", "clips_resumed_from_cache", "clips_redone_for_au_detector")})
+    report.update(_write_corpus_files(out, entries, plan, sett, calibrate, au_path))
+    roots = sorted({rep["root"] for _, rep in shards})
+    if len(roots) > 1:
+        report["notes"].append(f"the shards named the corpus folder differently: {roots}")
+    report.update(
+        temp_files_removed=n_tmp, seconds=round(time.perf_counter() - t_start, 2),
+        frames_per_second=None, seconds_to_first_clip=None, frames_per_second_after_first_clip=None,
+        shards=[{"index": rep["shard"]["index"], "file": str(path), "speakers": rep["shard"]["speakers"],
+                 "workers": rep["workers"], "clips_kept": rep["clips_kept"],
+                 "clips_processed_now": rep["clips_processed_now"], "clips_dropped": rep["clips_dropped"],
+                 "seconds": rep["seconds"], "frames_per_second": rep["frames_per_second"]}
+                for path, rep in shards],
+        merge={"clips_linked": placed["linked"], "clips_copied": placed["copied"],
+               "clips_already_in_place": placed["in_place"]})
+    report["notes"] = report.pop("notes")
     cache.write_json(out / cache.REPORT, report)
     return report
 
@@ -611,6 +941,15 @@ def summary(report: dict[str, Any]) -> str:
              f"{report['clips_resumed_from_cache']} already cached), {report['clips_dropped']} dropped; "
              f"{report['frames_kept']} frames; split " + ", ".join(f"{k} {v}" for k, v in
                                                                 report["kept_per_split"].items())]
+    sh = report.get("shard")
+    if sh:
+        lines.append(f"shard {sh['index']}/{sh['count']}: speakers {', '.join(sh['speakers'])} "
+                     f"(of {len(report['speakers'])}); the whole-corpus files (manifest.json, norm.json, "
+                     "au_detector.json, report.json) are written by `autalk preprocess --merge`")
+    if report.get("shards"):
+        m = report["merge"]
+        lines.append(f"merged {len(report['shards'])} shards: {m['clips_linked']} clip files hard-linked, "
+                     f"{m['clips_copied']} copied, {m['clips_already_in_place']} already in place")
     if report["drop_reasons"]:
         lines.append("dropped because: " + "; ".join(f"{k} x{v}" for k, v in report["drop_reasons"].items()))
     if report["decisions"]:

@@ -120,12 +120,16 @@ def load_clip(path: str | os.PathLike[str], keys: Iterable[str] | None = None,
     return out
 
 
-def remove_temp_files(out_dir: str | os.PathLike[str]) -> int:
-    """Delete temp files left by an interrupted run; returns how many."""
+def remove_temp_files(out_dir: str | os.PathLike[str], speakers: Iterable[str] | None = None) -> int:
+    """Delete temp files left by an interrupted run; returns how many. With ``speakers``, only in those
+    speakers' folders (a preprocessing shard: other shards may be writing into the same ``out_dir``)."""
     n = 0
-    for t in Path(out_dir).glob(f"clips/**/*{TMP_MARK}*"):
-        t.unlink(missing_ok=True)
-        n += 1
+    patterns = ([f"clips/**/*{TMP_MARK}*"] if speakers is None
+                else [f"clips/{s}/*{TMP_MARK}*" for s in speakers])
+    for pattern in patterns:
+        for t in Path(out_dir).glob(pattern):
+            t.unlink(missing_ok=True)
+            n += 1
     return n
 
 
