@@ -162,7 +162,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(run, tmp_path):
     cfg = write_params(tmp_path / "p.yaml", a2au_epochs=2)
     r = _copy_cache(run, tmp_path / "d")
     worker = Path(__file__).with_name("ddp_worker.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(worker), str(cfg), str(r)]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -120,8 +120,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         frames, _ = read_video(p, max_frames=1)
     except ValueError as e:
-        raise ValueError(f"{p}: neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a readable video "
-                         f"({e})") from None
+        raise ValueError(
+            f"{p}: neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a readable video ({e})"
+        ) from None
     return frames[0]
 
 
@@ -169,18 +170,22 @@ def prepare_face(image: str | os.PathLike[str] | np.ndarray, size: int = 64) -> 
             notes.append("face found only on the 2x upsampled image (small face): expect a soft crop")
     if not faces:
         h, w = img.shape[:2]
-        raise ValueError(f"{name}: no face found ({w}x{h} image, dlib HOG detector). Use a frontal, "
-                         "well-lit photo with the face at least ~80 px wide")
+        raise ValueError(
+            f"{name}: no face found ({w}x{h} image, dlib HOG detector). Use a frontal, "
+            "well-lit photo with the face at least ~80 px wide"
+        )
     if len(faces) > 1:
         x0, y0, x1, y1 = (int(round(v)) for v in faces[0][:4])
-        notes.append(f"warning: {len(faces)} faces found; using the largest ({x1 - x0}x{y1 - y0} px at "
-                     f"x={x0}, y={y0})")
+        notes.append(
+            f"warning: {len(faces)} faces found; using the largest ({x1 - x0}x{y1 - y0} px at x={x0}, y={y0})"
+        )
     box = np.asarray(faces[0][:4], dtype=np.float32)
     lm = predictor.predict(img, box)  # (68,2) image pixels
     square = crop_box(box[None], lm[None])  # from the landmarks, as for every cached clip
     crops, _, transform = crop_faces(img[None], None, lm[None], size, square=square)
-    info = FaceInfo(image=img, square=square, box=box, landmarks=lm, transform=transform,
-                    n_faces=len(faces), notes=notes)
+    info = FaceInfo(
+        image=img, square=square, box=box, landmarks=lm, transform=transform, n_faces=len(faces), notes=notes
+    )
     return crops[0], info
 
 
@@ -240,8 +245,10 @@ def read_speech(path: str | os.PathLike[str], notes: Notes) -> tuple[np.ndarray,
         try:
             data, sr = read_audio(p, A.SAMPLE_RATE)[:, None], A.SAMPLE_RATE
         except ValueError:
-            raise ValueError(f"{p}: not a readable audio file (neither soundfile nor ffmpeg can decode "
-                             "an audio stream); pass a wav, flac, mp3 or a video with sound") from None
+            raise ValueError(
+                f"{p}: not a readable audio file (neither soundfile nor ffmpeg can decode "
+                "an audio stream); pass a wav, flac, mp3 or a video with sound"
+            ) from None
         notes.append(f"audio: decoded with ffmpeg as mono {A.SAMPLE_RATE} Hz")
     if len(data) == 0:
         raise ValueError(f"{p}: the audio file holds no samples")
@@ -255,7 +262,7 @@ def speak(text: str, voice: Voice | None = None) -> tuple[np.ndarray, int]:
 
     words = text.split()
     if not words:
-        raise ValueError("--text is empty: give a sentence, e.g. --text \"bin blue at f two now\"")
+        raise ValueError('--text is empty: give a sentence, e.g. --text "bin blue at f two now"')
     try:
         utt = speech.synthesize(words, voice or speech.voice_for_speaker(TEXT_SPEAKER))
     except RuntimeError as e:
@@ -286,8 +293,9 @@ def load_speech(
     else:
         y, sr = read_speech(audio, notes)
     if n_video_frames(len(y), sr) < 1:
-        raise ValueError(f"audio is {1000 * len(y) / sr:.0f} ms long: too short for one video frame "
-                         f"({1000 / FPS:.0f} ms)")
+        raise ValueError(
+            f"audio is {1000 * len(y) / sr:.0f} ms long: too short for one video frame ({1000 / FPS:.0f} ms)"
+        )
     return y, sr
 
 
@@ -313,13 +321,29 @@ def default_checkpoint() -> Path:
 
     p = project_root() / DEFAULT_CHECKPOINT
     if not p.is_file():
-        raise MissingStageError(f"no --checkpoint given and {p} does not exist: train one with "
-                                "notebooks/04_gan_training.ipynb or `autalk train generator --profile quick`")
+        raise MissingStageError(
+            f"no --checkpoint given and {p} does not exist: train one with "
+            "notebooks/04_gan_training.ipynb or `autalk train generator --profile quick`"
+        )
     return p
 
 
-def load_model(checkpoint: str | os.PathLike[str] | None, device: str = "cpu",
-               notes: Notes | None = None) -> tuple[nn.Module, A.NormStats, Any]:
+def check_device(device: str) -> str:
+    """``device`` if torch can use it, else a ``ValueError`` saying what to pass instead."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device!r}: not a torch device; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is visible to torch; use --device cpu")
+    return device
+
+
+def load_model(
+    checkpoint: str | os.PathLike[str] | None, device: str = "cpu", notes: Notes | None = None
+) -> tuple[nn.Module, A.NormStats, Any]:
     """``autalk.stages.load_generator`` with the default checkpoint and one-line errors.
 
     A folder means its ``checkpoint.pt``. Returns (generator in eval mode, MFCC NormStats, Checkpoint).
@@ -327,6 +351,7 @@ def load_model(checkpoint: str | os.PathLike[str] | None, device: str = "cpu",
     from autalk.checkpoint import CheckpointError
     from autalk.stages import load_generator
 
+    check_device(device)
     if checkpoint is None:
         path = default_checkpoint()
         if notes is not None:
@@ -344,11 +369,14 @@ def load_model(checkpoint: str | os.PathLike[str] | None, device: str = "cpu",
         hint = "" if "stage" in first else " (another model config or autalk version?)"
         raise CheckpointError(first + hint) from None
     except (KeyError, TypeError) as e:  # a checkpoint of the right format without the generator's config
-        raise CheckpointError(f"{path}: generator checkpoint without a usable experiment config or "
-                              f"mfcc_norm ({type(e).__name__}: {e}); retrain it with this autalk") from None
+        raise CheckpointError(
+            f"{path}: generator checkpoint without a usable experiment config or "
+            f"mfcc_norm ({type(e).__name__}: {e}); retrain it with this autalk"
+        ) from None
     if notes is not None and not ck.extra.get("complete", True):
-        notes.append(f"{path} is from an unfinished run (epoch {ck.extra.get('epoch', '?')}): "
-                     "expect rough frames")
+        notes.append(
+            f"{path} is from an unfinished run (epoch {ck.extra.get('epoch', '?')}): expect rough frames"
+        )
     return gen, norm, ck
 
 
@@ -401,12 +429,18 @@ def torch_threads(n: int | None):
             torch.set_num_threads(old)
 
 
-def render(generator: nn.Module, identity_crop: np.ndarray, mfcc_windows: np.ndarray,
-           progress: bool = False, chunk: int = DECODE_CHUNK, threads: int | None = 1) -> np.ndarray:
+def render(
+    generator: nn.Module,
+    identity_crop: np.ndarray,
+    mfcc_windows: np.ndarray,
+    progress: bool = False,
+    chunk: int = DECODE_CHUNK,
+    threads: int | None = 1,
+) -> np.ndarray:
     """Generate every frame: identity ``(S,S,3) uint8`` + windows ``(T,12,28)`` -> ``(T,S,S,3) uint8``.
 
     The recurrent part sees the whole sequence in one pass; the paper generator's decoder then runs
-    ``chunk`` frames at a time (other generators, e.g. the baselines, run in one call).
+    ``chunk`` frames at a time (generators with their own ``forward``, e.g. Speech2Vid, run in one call).
 
     Speed on CPU: the decoder is switched to channels-last memory (same numbers, ~1.6x faster) and torch
     runs on ``threads`` threads (default 1): on a shared 2-core machine a second thread made the small
@@ -424,7 +458,7 @@ def render(generator: nn.Module, identity_crop: np.ndarray, mfcc_windows: np.nda
     t = mfcc.shape[1]
     cpu = device.type == "cpu"
     with torch_threads(threads if cpu else None), torch.inference_mode():
-        if not isinstance(generator, Generator):
+        if type(generator).forward is not Generator.forward:  # e.g. Speech2Vid: one call
             return _to_uint8(generator(ident, mfcc).frames[0])
         check_generator_inputs(generator.cfg, ident, mfcc)
         fmt = torch.channels_last if cpu else torch.contiguous_format
@@ -432,8 +466,9 @@ def render(generator: nn.Module, identity_crop: np.ndarray, mfcc_windows: np.nda
         ft, skips = _decode_features(generator, ident, mfcc)  # (T,hidden), [(1,C,h,w)]
         skips = [e.contiguous(memory_format=fmt) for e in skips]
         out = np.empty((t, s, s, 3), dtype=np.uint8)
-        with tqdm(total=t, desc="frames", unit="frame", disable=not progress or t < PROGRESS_MIN_FRAMES,
-                  leave=False) as bar:
+        with tqdm(
+            total=t, desc="frames", unit="frame", disable=not progress or t < PROGRESS_MIN_FRAMES, leave=False
+        ) as bar:
             for a in range(0, t, chunk):
                 n = min(chunk, t - a)
                 frames = generator.decoder(ft[a : a + n], [e.expand(n, *e.shape[1:]) for e in skips])
@@ -453,8 +488,9 @@ def _feather_mask(side: int) -> np.ndarray:
     return np.minimum(w[:, None], w[None, :])[:, :, None]
 
 
-def paste_faces(image: np.ndarray, crops: np.ndarray, square: tuple[int, int, int],
-                notes: Notes | None = None) -> np.ndarray:
+def paste_faces(
+    image: np.ndarray, crops: np.ndarray, square: tuple[int, int, int], notes: Notes | None = None
+) -> np.ndarray:
     """Each crop ``(T,S,S,3)`` resized to the square and blended into the photo: ``(T,H',W',3) uint8``.
 
     Large photos are first downscaled to :data:`MAX_PASTE_SIDE`; sizes are made even (H.264 4:2:0).
@@ -495,7 +531,7 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
         raise ValueError(f"--out {p}: the video is H.264 + AAC in an mp4; name it *.mp4")
     if p.is_dir():
         raise ValueError(f"--out {p} is a folder; give a file name such as {p / 'talking.mp4'}")
-    parent = p.parent if str(p.parent) else Path(".")
+    parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(f"--out {p}: folder {parent} does not exist; create it first")
     if not parent.is_dir():
@@ -505,15 +541,16 @@ def check_output_path(out: str | os.PathLike[str]) -> Path:
     return p
 
 
-def write_mp4(out: str | os.PathLike[str], frames: np.ndarray, audio: np.ndarray, sr: int,
-              fps: float = FPS) -> Path:
+def write_mp4(
+    out: str | os.PathLike[str], frames: np.ndarray, audio: np.ndarray, sr: int, fps: float = FPS
+) -> Path:
     """H.264 + AAC mp4 via :func:`autalk.media.write_video`, written to a temporary file beside ``out``
     and renamed into place; nothing is left behind on failure."""
     from autalk.media import write_video
 
     out = check_output_path(out)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".part.mp4", dir=out.parent or ".")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".part.mp4", dir=out.parent)
     except OSError as e:
         raise PermissionError(f"--out {out}: cannot create a file in {out.parent} ({e.strerror})") from None
     os.close(fd)
@@ -578,5 +615,6 @@ def generate(
     video = paste_faces(info.image, frames, info.square, step) if paste_back else None
     note_all(step)
     written = write_mp4(out, frames if video is None else video, y, sr) if out is not None else None
-    return GenerationResult(frames=frames, audio=y, sr=sr, fps=FPS, face=info, out=written, notes=notes,
-                            video=video)
+    return GenerationResult(
+        frames=frames, audio=y, sr=sr, fps=FPS, face=info, out=written, notes=notes, video=video
+    )

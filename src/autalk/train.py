@@ -139,6 +139,17 @@ def init_distributed(device: str) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
 
 
+def sync_buffers(modules: Iterable[nn.Module], d: Dist) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank. DDP broadcasts them before each
+    forward, so after the last step every rank would otherwise hold its own; this makes replicas equal."""
+    if d.world > 1:
+        import torch.distributed as dist
+
+        for m in modules:
+            for b in m.buffers():
+                dist.broadcast(b, 0)
+
+
 def barrier(d: Dist) -> None:
     if d.world > 1:
         import torch.distributed as dist
@@ -437,6 +448,7 @@ def fit(
                 "data_wait_share": t_data / max(elapsed, 1e-9),
                 **{k: v / max(n_batches, 1) for k, v in sums.items()},
             }
+            sync_buffers(stage.modules.values(), d)
             summary.update(stage.end_epoch(epoch))
             history.append(summary)
             epochs_run.append(epoch)

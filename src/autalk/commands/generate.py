@@ -18,17 +18,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--face", required=True, metavar="IMAGE", help="a jpg/png photo, or a video (first frame)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--audio", metavar="FILE", help="speech: wav, flac, mp3, or a video with sound")
-    src.add_argument("--text", metavar="SENTENCE", help="speak this sentence with the project's eSpeak NG voice")
+    src.add_argument(
+        "--text", metavar="SENTENCE", help="speak this sentence with the project's eSpeak NG voice"
+    )
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
         default=None,
         help="a generator checkpoint.pt (or its folder); default runs/quick/04_gan/checkpoint.pt",
     )
-    p.add_argument("--out", metavar="OUT.mp4", default=None,
-                   help="where to write the video (default: <face>_<audio or 'text'>.mp4 here)")
-    p.add_argument("--paste-back", action="store_true",
-                   help="show the whole photo with the generated face blended in (default: the face crop)")
+    p.add_argument(
+        "--out",
+        metavar="OUT.mp4",
+        default=None,
+        help="where to write the video (default: <face>_<audio or 'text'>.mp4 here)",
+    )
+    p.add_argument(
+        "--paste-back",
+        action="store_true",
+        help="show the whole photo with the generated face blended in (default: the face crop)",
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no notes, only the result line")
     p.set_defaults(func=run)
@@ -42,16 +51,29 @@ def run(args: argparse.Namespace) -> int:
     from autalk import runtime
     from autalk.generate import generate
 
-    device = runtime.pick_device(args.device, verbose=not args.quiet) if args.device == "auto" else args.device
+    device = (
+        runtime.pick_device(args.device, verbose=not args.quiet) if args.device == "auto" else args.device
+    )
 
     def say(note: str) -> None:
         if not args.quiet or note.startswith("warning"):
             print(note, file=sys.stderr)
 
     out = Path(args.out) if args.out else default_out(args.face, args.audio)
-    res = generate(args.face, audio=args.audio, text=args.text, checkpoint=args.checkpoint, out=out,
-                   paste_back=args.paste_back, device=device, progress=not args.quiet, on_note=say)
+    res = generate(
+        args.face,
+        audio=args.audio,
+        text=args.text,
+        checkpoint=args.checkpoint,
+        out=out,
+        paste_back=args.paste_back,
+        device=device,
+        progress=not args.quiet,
+        on_note=say,
+    )
     size = res.video.shape[1:3] if res.video is not None else res.frames.shape[1:3]
-    print(f"wrote {res.out} ({len(res.frames)} frames, {res.duration:.2f} s at {res.fps:g} fps, "
-          f"{size[1]}x{size[0]}, H.264 + AAC)")
+    print(
+        f"wrote {res.out} ({len(res.frames)} frames, {res.duration:.2f} s at {res.fps:g} fps, "
+        f"{size[1]}x{size[0]}, H.264 + AAC)"
+    )
     return 0
