@@ -391,19 +391,9 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def _decode_features(gen: nn.Module, identity: torch.Tensor, mfcc: torch.Tensor):
-    """The paper generator's forward pass up to the decoder input, run over the whole sequence:
-    (per-frame GRU outputs (T,hidden), skips [e1..e4] each (1,C,h,w)). Mirrors ``Generator.forward``;
-    tests check the two agree."""
-    import torch
-
-    t = mfcc.shape[1]
-    f_id, skips = gen.identity_encoder(identity)  # (1,id_dim), [e1..e4]
-    f_a = gen.audio_encoder(mfcc.flatten(0, 1)).reshape(1, t, -1)  # (1,T,audio_dim)
-    parts = [f_id.unsqueeze(1).expand(1, t, f_id.shape[-1]), f_a]
-    if gen.audio2au is not None:
-        parts.append(gen.audio2au(mfcc)[1])  # (1,T,A*F)
-    f = torch.cat(parts, dim=-1)
-    ft = gen.rnn(f)[0] if gen.cfg.use_gru else gen.rnn(f)  # (1,T,hidden)
+    """The generator's forward pass up to the decoder input over the whole sequence:
+    (per-frame GRU outputs (T,hidden), skips [e1..e4] each (1,C,h,w)) — ``Generator.encode``."""
+    ft, skips, _ = gen.encode(identity, mfcc)
     return ft[0], skips
 
 

@@ -328,17 +328,27 @@ class Generator(nn.Module):
             self.rnn = nn.Sequential(nn.Linear(in_dim, cfg.rnn_hidden), nn.Tanh())
         self.decoder = ImageDecoder(cfg, cfg.rnn_hidden)
 
-    def forward(self, identity: Tensor, mfcc: Tensor) -> GeneratorOutput:
+    def encode(
+        self, identity: Tensor, mfcc: Tensor, f_au: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor], Tensor | None]:
+        """Everything before the decoder: (ft (B,T,hidden), skips [e1..e4] (B,C,h,w), AU logits (B,T,A)).
+
+        ``f_au`` (B,T,A*F) replaces the Audio2AU features (the AU-control demo steers them)."""
         b, t = check_generator_inputs(self.cfg, identity, mfcc)
         f_id, skips = self.identity_encoder(identity)  # (B,512), [e1..e4]
         f_a = self.audio_encoder(mfcc.flatten(0, 1)).reshape(b, t, -1)  # (B,T,512)
         parts = [f_id.unsqueeze(1).expand(b, t, f_id.shape[-1]), f_a]
         au_logits = None
         if self.audio2au is not None:
-            au_logits, f_au = self.audio2au(mfcc)  # (B,T,A), (B,T,A*64)
-            parts.append(f_au)
+            au_logits, feats = self.audio2au(mfcc)  # (B,T,A), (B,T,A*64)
+            parts.append(feats if f_au is None else f_au)
         f = torch.cat(parts, dim=-1)  # (B,T,1344) or (B,T,1024)
         ft = self.rnn(f)[0] if self.cfg.use_gru else self.rnn(f)  # (B,T,hidden)
+        return ft, skips, au_logits
+
+    def forward(self, identity: Tensor, mfcc: Tensor) -> GeneratorOutput:
+        b, t = mfcc.shape[:2]
+        ft, skips, au_logits = self.encode(identity, mfcc)
         frames = self.decoder(ft.reshape(b * t, -1), [repeat_over_time(e, t) for e in skips])
         h = self.cfg.image_size
         return GeneratorOutput(frames=frames.reshape(b, t, 3, h, h), au_logits=au_logits)

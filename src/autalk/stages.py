@@ -80,6 +80,7 @@ def train_config(p: dict[str, Any], stage: str) -> TrainConfig:
             lr=float(p["a2au_lr"]),
             seed=seed,
             max_batches=int(p["max_batches"]),
+            lr_decay=str(p["a2au_lr_decay"]),
         )
     if stage == "au_classifier":
         return TrainConfig(
@@ -88,6 +89,8 @@ def train_config(p: dict[str, Any], stage: str) -> TrainConfig:
             lr=float(p["aucls_lr"]),
             seed=seed,
             max_batches=int(p["max_batches"]),
+            lr_decay=str(p["aucls_lr_decay"]),
+            augment=bool(p["aucls_augment"]),
         )
     if stage == "generator":
         e1, e2 = int(p["gan_epochs_phase1"]), int(p["gan_epochs_phase2"])
@@ -106,6 +109,7 @@ def train_config(p: dict[str, Any], stage: str) -> TrainConfig:
             finetune_au_classifier=float(p["finetune_lr_au_classifier"]) > 0,
             mouth_weight=float(p["gan_mouth_weight"]),
             max_batches=int(p["max_batches"]),
+            lr_decay=str(p["gan_lr_decay"]),
         )
     raise ValueError(f"unknown stage {stage!r}; expected one of {list(STAGE_DIRS)}")
 
@@ -139,7 +143,8 @@ class FrameTable(Dataset):
     ``table[[i, j, ...]]`` -> a batch dict: ``mfcc`` (B,1,12,28) (one-frame sequences, as Audio2AU takes
     (B,T,12,28)), ``au`` (B,A), ``lower`` (B,3,S/2,S) float in [-1,1] when images are loaded."""
 
-    def __init__(self, cache: str | os.PathLike[str], split: str, images: bool = False) -> None:
+    def __init__(self, cache: str | os.PathLike[str], split: str, images: bool = False,
+                 augment: bool = False) -> None:
         self.cache = Path(cache)
         manifest = read_manifest(self.cache)
         clips = [c for c in manifest["clips"] if c["split"] == split]
@@ -162,6 +167,7 @@ class FrameTable(Dataset):
         self.lower = np.concatenate(lo) if images else None
         self.index = np.concatenate(idx)  # (N, 2): clip number, frame number
         self.split = split
+        self.augment = augment  # random horizontal flips of the lower face (training only)
 
     def __len__(self) -> int:
         return len(self.au)
@@ -170,7 +176,11 @@ class FrameTable(Dataset):
         ids = [idx] if isinstance(idx, int) else list(idx)
         out = {"mfcc": self.mfcc[ids].unsqueeze(1), "au": self.au[ids]}
         if self.lower is not None:
-            out["lower"] = lower_to_tensor(self.lower[ids])
+            x = self.lower[ids]
+            if self.augment:  # the five mouth AUs are (near) symmetric: a mirrored mouth keeps its labels
+                flip = np.random.random(len(ids)) < 0.5
+                x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+            out["lower"] = lower_to_tensor(x).contiguous(memory_format=torch.channels_last)
         return out
 
     def occurrence(self) -> np.ndarray:
@@ -311,7 +321,8 @@ class _FrameStage(Stage):
 
     def dataset(self) -> FrameTable:
         if self._table is None:
-            self._table = FrameTable(self.cache, "train", images=self.key == "lower")
+            self._table = FrameTable(self.cache, "train", images=self.key == "lower",
+                                     augment=self.train_cfg.augment)
         return self._table
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
@@ -361,7 +372,8 @@ class AUClassifierStage(_FrameStage):
     module_name = "au_classifier"
 
     def build(self) -> nn.Module:
-        return AUClassifier(self.model_cfg)
+        # channels_last: measured 1.2-1.3x faster for these small convolutions on this CPU as well
+        return AUClassifier(self.model_cfg).to(memory_format=torch.channels_last)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         return self.nets.get(self.module_name, self.model)(batch["lower"])

@@ -69,6 +69,8 @@ class TrainConfig:
     lr_audio2au: float = 1e-6  # GAN: its learning rate (paper: 1e-6)
     finetune_au_classifier: bool = True  # GAN: fine-tune the pretrained AU classifier under L_au
     lr_au_classifier: float = 1e-7  # GAN: its learning rate (paper: 1e-7)
+    lr_decay: str = "none"  # "none" or "cosine": lr * (1 + cos(pi * progress)) / 2 over the whole run
+    augment: bool = False  # pretraining of the AU classifier: random horizontal flips of the lower face
     mouth_weight: float = 1.0  # GAN: L_rec weight inside the mouth box (1 = the paper's plain L1)
     compile: bool = False  # torch.compile the trainable modules (CUDA only; slow to start)
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
@@ -82,6 +84,8 @@ class TrainConfig:
         for name in ("lr", "lr_d"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.lr_decay not in ("none", "cosine"):
+            raise ValueError(f"lr_decay must be 'none' or 'cosine', got {self.lr_decay!r}")
         if not 0 <= self.phase1_epochs <= self.epochs:
             raise ValueError(f"phase1_epochs must be in [0, epochs={self.epochs}], got {self.phase1_epochs}")
 
@@ -337,6 +341,18 @@ def _check_resume_config(path: Path, saved: dict[str, Any], expected: dict[str, 
         )
 
 
+def set_lr(optimizers: Iterable[torch.optim.Optimizer], cfg: TrainConfig, progress: float) -> None:
+    """Apply ``cfg.lr_decay`` at ``progress`` in [0, 1) of the run. The schedule is a pure function of the
+    position in the run (each group keeps its ``initial_lr``), so a resumed run gets the same rates."""
+    if cfg.lr_decay == "none":
+        return
+    factor = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    for opt in optimizers:
+        for g in opt.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+            g["lr"] = g["initial_lr"] * factor
+
+
 def fit(
     stage: Stage,
     out_dir: str | os.PathLike[str],
@@ -402,6 +418,7 @@ def fit(
             n_frames, t_data, t_epoch = 0, 0.0, time.perf_counter()
             it: Iterator[dict[str, Any]] = iter(loader)
             for i in range(n_batches):
+                set_lr(stage.optimizers.values(), cfg, (epoch + i / n_batches) / cfg.epochs)
                 t0 = time.perf_counter()
                 batch = _to_device(next(it), stage.device)
                 t_data += time.perf_counter() - t0
