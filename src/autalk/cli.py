@@ -13,6 +13,7 @@ COMMANDS = {
     "preprocess": "autalk.commands.preprocess",
     "download": "autalk.commands.download",
     "train": "autalk.commands.train",
+    "evaluate": "autalk.commands.evaluate",
     "generate": "autalk.commands.generate",
 }
 

@@ -104,6 +104,32 @@ def print_parameter_counts(model: nn.Module, title: str | None = None) -> dict[s
     return counts
 
 
+def module_shapes(model: nn.Module, *inputs: Tensor, depth: int = 1) -> list[tuple[str, str, str]]:
+    """Run ``model(*inputs)`` once and return (module name, input shapes, output shapes) of every submodule
+    down to ``depth`` levels (1 = direct children): the shapes at each module boundary."""
+    rows: list[tuple[str, str, str]] = []
+
+    def fmt(x: object) -> str:
+        if isinstance(x, Tensor):
+            return str(tuple(x.shape))
+        if isinstance(x, tuple | list):
+            return "[" + ", ".join(fmt(v) for v in x if isinstance(v, Tensor | tuple | list)) + "]"
+        return type(x).__name__
+
+    hooks = []
+    for name, m in model.named_modules():
+        if name and name.count(".") < depth:
+            hooks.append(m.register_forward_hook(
+                lambda mod, args, out, name=name: rows.append((name, fmt(args), fmt(out)))))
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows
+
+
 # ---- identity encoder ----
 
 

@@ -67,6 +67,16 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     return data
 
 
+def merged(profile: str, namespace: dict[str, Any]) -> dict[str, Any]:
+    """A notebook's full parameter set: ``params/<profile>.yaml`` overridden by every variable of the same
+    name in ``namespace`` (the notebook's globals: its parameters cell and what papermill injected)."""
+    params = load_profile(profile)
+    for key in params:
+        if key in namespace and isinstance(namespace[key], int | float | str | bool):
+            params[key] = namespace[key]
+    return params
+
+
 def run_dir(profile: str, stage: str, create: bool = True) -> Path:
     """``runs/<profile>/<stage>`` under the project root."""
     d = project_root() / "runs" / profile / stage

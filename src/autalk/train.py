@@ -71,6 +71,7 @@ class TrainConfig:
     lr_au_classifier: float = 1e-7  # GAN: its learning rate (paper: 1e-7)
     lr_decay: str = "none"  # "none" or "cosine": lr * (1 + cos(pi * progress)) / 2 over the whole run
     augment: bool = False  # pretraining of the AU classifier: random horizontal flips of the lower face
+    per_frames: int = 0  # GAN: frames per sub-sequence that enter L_per (0 = all; the CPU profile uses 1)
     mouth_weight: float = 1.0  # GAN: L_rec weight inside the mouth box (1 = the paper's plain L1)
     compile: bool = False  # torch.compile the trainable modules (CUDA only; slow to start)
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
@@ -331,7 +332,11 @@ def read_log(out_dir: str | os.PathLike[str]) -> list[dict[str, float]]:
 
 
 def _check_resume_config(path: Path, saved: dict[str, Any], expected: dict[str, Any]) -> None:
-    diff = [line for line in config_diff(saved, expected) if line.split(":")[0] not in RESUMABLE_CHANGES]
+    # A pretraining stage names the model fields it uses; the others (e.g. GAN widths) may change freely.
+    used = expected.get("model_fields_used")
+    ignore = {f"model.{k}" for k in expected.get("model", {}) if used is not None and k not in used}
+    diff = [line for line in config_diff(saved, expected)
+            if line.split(":")[0] not in RESUMABLE_CHANGES and line.split(":")[0] not in ignore]
     if diff:
         raise ConfigMismatchError(
             f"{path} was saved with a different config ({len(diff)} field(s) differ):\n  "
