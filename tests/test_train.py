@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tinycache import make_cache, tiny_params, write_params
 
 from autalk import stages
 from autalk.checkpoint import ConfigMismatchError, load_checkpoint
 from autalk.profiles import MissingStageError
 from autalk.train import CHECKPOINT, LOG, NonFiniteLossError, fit, rng_state, set_rng_state
-from tinycache import make_cache, tiny_params, write_params
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -118,8 +118,19 @@ def test_missing_preprocessing_names_the_notebook(tmp_path):
 
 
 def _cli(cfg: Path, run: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "autalk", "train", "audio2au", "--config", str(cfg), "--run", str(run),
-            "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "autalk",
+        "train",
+        "audio2au",
+        "--config",
+        str(cfg),
+        "--run",
+        str(run),
+        "--quiet",
+        *extra,
+    ]
 
 
 def _final_state(run: Path):
@@ -162,8 +173,17 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(run, tmp_path):
     cfg = write_params(tmp_path / "p.yaml", a2au_epochs=2)
     r = _copy_cache(run, tmp_path / "d")
     worker = Path(__file__).with_name("ddp_worker.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(worker), str(cfg), str(r)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(worker),
+        str(cfg),
+        str(r),
+    ]
     done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     w0 = torch.load(r / "rank0.pt", weights_only=True)

@@ -31,14 +31,27 @@ def make_cache(out: Path, n_clips: int = 3, t: int = 24, seed: int = 0) -> Path:
             mfcc[:, :5, :] += 2.0 * au[:, :, None]  # coefficient i carries AU i
             frames = np.tile(skin.astype(np.uint8), (t, SIZE, SIZE, 1))
             frames[:, 20:27, 10:22] = (40 + 150 * au[:, 3, None, None, None]).astype(np.uint8)  # mouth opens
-            arrays = {"frames": frames, "identity": frames[0], "mfcc": mfcc,
-                      "mfcc_raw": rng.normal(0, 1, (12, 4 * t + 28)).astype(np.float32),
-                      "au_presence": au, "au_intensity": au.astype(np.float32) * 2,
-                      "landmarks": np.repeat(base_lm[None], t, 0)}
+            arrays = {
+                "frames": frames,
+                "identity": frames[0],
+                "mfcc": mfcc,
+                "mfcc_raw": rng.normal(0, 1, (12, 4 * t + 28)).astype(np.float32),
+                "au_presence": au,
+                "au_intensity": au.astype(np.float32) * 2,
+                "landmarks": np.repeat(base_lm[None], t, 0),
+            }
             cid = f"c{k}{c}"
             cache.save_clip(cache.clip_path(out, spk, cid), arrays, {"speaker": spk, "clip_id": cid})
-            clips.append({"speaker": spk, "clip_id": cid, "split": split, "path": f"clips/{spk}/{cid}.npz",
-                          "n_frames": t, "au_source": "openface-csv"})
+            clips.append(
+                {
+                    "speaker": spk,
+                    "clip_id": cid,
+                    "split": split,
+                    "path": f"clips/{spk}/{cid}.npz",
+                    "n_frames": t,
+                    "au_source": "openface-csv",
+                }
+            )
             if split == "train":
                 train_presence.append(au)
                 mfccs.append(arrays["mfcc_raw"])
@@ -53,8 +66,15 @@ def tiny_params(**over) -> dict:
     """The smoke profile with a 32 px image and a few whole epochs."""
     root = Path(__file__).resolve().parents[1]
     p = yaml.safe_load((root / "params" / "smoke.yaml").read_text())
-    p.update(image_size=SIZE, max_batches=0, a2au_batch=16, aucls_batch=16, gan_batch=2, gan_seq_len=4,
-             device="cpu")
+    p.update(
+        image_size=SIZE,
+        max_batches=0,
+        a2au_batch=16,
+        aucls_batch=16,
+        gan_batch=2,
+        gan_seq_len=4,
+        device="cpu",
+    )
     p.update(over)
     return p
 

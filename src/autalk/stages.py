@@ -308,6 +308,7 @@ class _FrameStage(Stage):
         self.model = self.build().to(device)
         self.modules = {self.module_name: self.model}
         self.optimizers = {self.module_name: adam(self.model.parameters(), train_cfg)}
+        self.nets = dict(self.modules)
         self._table: FrameTable | None = None
 
     def build(self) -> nn.Module:
@@ -369,7 +370,7 @@ class Audio2AUStage(_FrameStage):
         return Audio2AUBank(self.model_cfg)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.nets.get(self.module_name, self.model)(batch["mfcc"])[0][:, 0]  # (B,1,A) -> (B,A)
+        return self.nets[self.module_name](batch["mfcc"])[0][:, 0]  # (B,1,A) -> (B,A)
 
 
 class AUClassifierStage(_FrameStage):
@@ -384,7 +385,7 @@ class AUClassifierStage(_FrameStage):
         return AUClassifier(self.model_cfg).to(memory_format=torch.channels_last)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.nets.get(self.module_name, self.model)(batch["lower"])
+        return self.nets[self.module_name](batch["lower"])
 
 
 def pretrain(
@@ -494,7 +495,7 @@ def mouth_box(cache: str | os.PathLike[str], split: str = "train", margin: float
     ]
     allp = np.concatenate(pts).reshape(-1, 2)
     lo, hi = np.percentile(allp, 2, axis=0), np.percentile(allp, 98, axis=0)  # robust to a bad landmark
-    size = hi - lo
+    size = np.maximum(hi - lo, 0.1 * float(read_manifest(cache).get("image_size") or 64))  # never empty
     lo, hi = lo - margin * size, hi + margin * size
     s = int(m.get("image_size") or read_manifest(cache)["clips"][0].get("image_size", 64))
     x0, y0 = (int(max(0, np.floor(v))) for v in lo)
@@ -587,6 +588,7 @@ class GANStage(Stage):
             d_params = [p for m in (self.discriminator, self.seq_d) if m is not None for p in m.parameters()]
             self.optimizers["discriminator"] = adam(d_params, train_cfg, lr=train_cfg.lr_d)
         self._data: BatchedClips | None = None
+        self.nets = dict(self.modules)  # fit() swaps in DDP wrappers under torchrun
         self.sample_dir: Path | None = None  # train_generator sets it on the rank that writes
         self.n_samples = 6
         self._samples: list[dict[str, Any]] | None = None
