@@ -119,6 +119,6 @@ def test_ablation_rows_and_baselines_train(run, tmp_path):
         {"baseline": "speech2vid"},
     ):
         res = stages.train_generator(run, p, progress=False, samples=False, **kw)
-        assert Path(res["out_dir"]).parent.name == "05_ablations" and res["history"], kw
+        assert Path(res["out_dir"]).parent.parent.name == "05_ablations" and res["history"], kw
         gen, _, ck = stages.load_generator(Path(res["out_dir"]) / CHECKPOINT)
         assert ck.config["baseline"] == kw.get("baseline")

@@ -150,8 +150,9 @@ class FrameTable(Dataset):
     ``table[[i, j, ...]]`` -> a batch dict: ``mfcc`` (B,1,12,28) (one-frame sequences, as Audio2AU takes
     (B,T,12,28)), ``au`` (B,A), ``lower`` (B,3,S/2,S) float in [-1,1] when images are loaded."""
 
-    def __init__(self, cache: str | os.PathLike[str], split: str, images: bool = False,
-                 augment: bool = False) -> None:
+    def __init__(
+        self, cache: str | os.PathLike[str], split: str, images: bool = False, augment: bool = False
+    ) -> None:
         self.cache = Path(cache)
         manifest = read_manifest(self.cache)
         clips = [c for c in manifest["clips"] if c["split"] == split]
@@ -330,8 +331,9 @@ class _FrameStage(Stage):
 
     def dataset(self) -> FrameTable:
         if self._table is None:
-            self._table = FrameTable(self.cache, "train", images=self.key == "lower",
-                                     augment=self.train_cfg.augment)
+            self._table = FrameTable(
+                self.cache, "train", images=self.key == "lower", augment=self.train_cfg.augment
+            )
         return self._table
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
@@ -443,12 +445,17 @@ def load_pretrained(
         from autalk.checkpoint import ConfigMismatchError, config_diff
 
         keep = MODULE_FIELDS[stage_name]
-        diff = config_diff({k: v for k, v in to_dict(saved).items() if k in keep},
-                           {k: v for k, v in to_dict(model_cfg).items() if k in keep})
+        diff = config_diff(
+            {k: v for k, v in to_dict(saved).items() if k in keep},
+            {k: v for k, v in to_dict(model_cfg).items() if k in keep},
+        )
         if diff:
-            raise ConfigMismatchError(f"{path} was trained with another model config:\n  " + "\n  ".join(diff)
-                                      + f"\nRetrain it: {STAGES[folder]} or `autalk train "
-                                      f"{stage_name.replace('_', '-')} --fresh`.")
+            raise ConfigMismatchError(
+                f"{path} was trained with another model config:\n  "
+                + "\n  ".join(diff)
+                + f"\nRetrain it: {STAGES[folder]} or `autalk train "
+                f"{stage_name.replace('_', '-')} --fresh`."
+            )
     model = (Audio2AUBank if stage_name == "audio2au" else AUClassifier)(saved)
     name = {"audio2au": "audio2au", "au_classifier": "au_classifier"}[stage_name]
     load_checkpoint(path, modules={name: model})
@@ -578,7 +585,8 @@ class GANStage(Stage):
             from autalk.vgg import VGG19Features
 
             self.vgg = VGG19Features(lcfg.vgg_layers, weights=lcfg.vgg_weights).to(
-                device, memory_format=torch.channels_last)
+                device, memory_format=torch.channels_last
+            )
         self.mouth = mouth or mouth_box(self.cache)
         self.weight_map = mouth_weight_map(mcfg.image_size, self.mouth, train_cfg.mouth_weight).to(device)
         self.optimizers = {
@@ -658,9 +666,13 @@ class GANStage(Stage):
         was = self.generator.training
         ident, real, fake = evaluate.render_samples(self.generator, norm, self._samples)
         self.generator.train(was)
-        fig = viz.gan_samples(ident, real, fake, title=f"epoch {epoch + 1} (phase {self.phase(epoch)}): "
-                              "test speakers, middle frame of each clip",
-                              labels=[f"{c['speaker']}/{c['clip_id']}" for c in self._samples])
+        fig = viz.gan_samples(
+            ident,
+            real,
+            fake,
+            title=f"epoch {epoch + 1} (phase {self.phase(epoch)}): test speakers, middle frame of each clip",
+            labels=[f"{c['speaker']}/{c['clip_id']}" for c in self._samples],
+        )
         self.sample_dir.mkdir(parents=True, exist_ok=True)
         fig.savefig(self.sample_dir / f"epoch_{epoch + 1:03d}.png", dpi=90)
         plt.close(fig)
@@ -800,13 +812,25 @@ def experiment_config(params: dict[str, Any], ablation: str | None = None) -> An
     return replace(row, model=replace(mcfg, use_audio2au=row.model.use_audio2au))
 
 
-def gan_dir(run: str | os.PathLike[str], ablation: str | None = None, baseline: str | None = None) -> Path:
-    """runs/<p>/04_gan for the full model, runs/<p>/05_ablations/<row or baseline> for the others."""
-    if baseline:
-        return Path(run) / "05_ablations" / baseline
-    if ablation and ablation != "full":
-        return Path(run) / "05_ablations" / ablation.replace("+", "plus_")
+def gan_dir(
+    run: str | os.PathLike[str], ablation: str | None = None, baseline: str | None = None, seed: int = 0
+) -> Path:
+    """runs/<p>/04_gan for the model of notebook 04; runs/<p>/05_ablations/<row>/seed<N> for a Table 2 row
+    ("full" included: notebook 05 retrains it in the rows' budget) or a Table 1 baseline."""
+    if baseline or ablation:
+        name = baseline or str(ablation).replace("+", "plus_")
+        return Path(run) / "05_ablations" / name / f"seed{seed}"
     return Path(run) / STAGE_DIRS["generator"]
+
+
+def ablation_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A profile with the ablation budget (``ablation_epochs_phase1/2``) in place of notebook 04's epochs:
+    every Table 1 / Table 2 row of notebook 05 trains in these same conditions."""
+    return {
+        **params,
+        "gan_epochs_phase1": int(params["ablation_epochs_phase1"]),
+        "gan_epochs_phase2": int(params["ablation_epochs_phase2"]),
+    }
 
 
 def build_gan_stage(
@@ -845,8 +869,10 @@ def train_generator(
     from autalk.train import Dist
 
     d = dist or Dist()
+    if ablation or baseline:
+        params = ablation_params(params)
     stage = build_gan_stage(run, params, device, ablation, baseline)
-    out = gan_dir(run, ablation, baseline)
+    out = gan_dir(run, ablation, baseline, int(params.get("seed", 0)))
     if d.main and samples:
         stage.sample_dir = out / "samples"
     res = fit(stage, out, resume=resume, progress=progress, dist=d)
@@ -896,8 +922,10 @@ def load_generator(path: str | os.PathLike[str], device: str = "cpu") -> tuple[n
 
     ck = load_checkpoint(path)
     if ck.config.get("stage") != "generator" or "generator" not in ck.state_dicts:
-        raise CheckpointError(f"{path} is an autalk checkpoint of stage {ck.config.get('stage')!r}, not a "
-                              "generator: pass runs/<profile>/04_gan/checkpoint.pt")
+        raise CheckpointError(
+            f"{path} is an autalk checkpoint of stage {ck.config.get('stage')!r}, not a "
+            "generator: pass runs/<profile>/04_gan/checkpoint.pt"
+        )
     exp = ExperimentConfig.from_dict(ck.config["experiment"])
     baseline = ck.config.get("baseline")
     if baseline:

@@ -529,6 +529,42 @@ def plot_projections(features: np.ndarray, labels: np.ndarray, directions: AUDir
     return fig
 
 
+def plot_direction_vectors(directions: AUDirections) -> plt.Figure:
+    """What slider +1 adds to each AU's features: scale_i * u_i as one heat-map row per AU (A,F)."""
+    import matplotlib.pyplot as plt
+
+    step = directions.scale[:, None] * directions.directions  # (A,F)
+    lim = max(float(np.abs(step).max()), 1e-6)
+    fig, ax = plt.subplots(figsize=(min(12.0, 2.0 + 0.15 * directions.feature_dim), 2.4))
+    im = ax.imshow(step, cmap="coolwarm", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(directions.aus)), [f"AU{a}" for a in directions.aus])
+    ax.set_xlabel(f"feature j of the AU's own Audio2AU module (F = {directions.feature_dim})")
+    ax.set_title("slider +1 adds mean(present) - mean(absent) to each AU's block of f_au", fontsize=9)
+    fig.colorbar(im, ax=ax, label="feature units")
+    fig.tight_layout()
+    return fig
+
+
+def plot_frame_rows(rows: Mapping[str, np.ndarray], frames: Sequence[int], fps: float = FPS,
+                    size: float = 1.3) -> plt.Figure:
+    """One row of frames per named clip (T,S,S,3), the same frame indices in every row."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(size * len(frames) + 1.2, size * len(rows)),
+                             squeeze=False)
+    for r, (name, clip) in enumerate(rows.items()):
+        for c, k in enumerate(frames):
+            ax = axes[r, c]
+            ax.imshow(clip[k])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{(k + 0.5) / fps:.2f} s", fontsize=8)
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
 def plot_probabilities(
     before: np.ndarray, after: np.ndarray, aus: Sequence[int] = PAPER_AUS, frame: int | None = None,
     title: str = "", fps: float = FPS,
