@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+# Optional extra package index for torch alone, e.g. a CPU-only build on a machine without a GPU:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: reproduce test venv pytest nbval lint check-notebooks notebooks bench clean-runs lock
@@ -28,7 +31,7 @@ $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, alone and pinned, so nothing can pull a CUDA build.
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -r requirements.txt -c requirements-lock.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)

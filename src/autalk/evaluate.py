@@ -47,7 +47,8 @@ SUMMARY_KEYS = (
 def load_split(
     cache: str | os.PathLike[str], split: str = "test", max_clips: int = 0
 ) -> list[dict[str, Any]]:
-    """The clips of a split: frames (T,S,S,3) uint8, raw MFCC windows (T,12,28), AU presence (T,A).
+    """The clips of a split: frames (T,S,S,3) uint8, raw MFCC windows (T,12,28), the clip's MFCCs at 100 Hz
+    ``mfcc_raw`` (12,N), AU presence (T,A).
     ``max_clips`` > 0 takes that many clips spread evenly over the split (every speaker included)."""
     cache = Path(cache)
     clips = [c for c in read_manifest(cache)["clips"] if c["split"] == split]
@@ -57,13 +58,14 @@ def load_split(
         clips = [clips[i] for i in np.linspace(0, len(clips) - 1, max_clips).round().astype(int)]
     out = []
     for c in clips:
-        d = load_clip(cache / c["path"], keys=["frames", "mfcc", "au_presence"])
+        d = load_clip(cache / c["path"], keys=["frames", "mfcc", "mfcc_raw", "au_presence"])
         out.append(
             {
                 "speaker": c["speaker"],
                 "clip_id": c["clip_id"],
                 "frames": d["frames"],
                 "mfcc": d["mfcc"],
+                "mfcc_raw": d["mfcc_raw"],
                 "au": d["au_presence"].astype(np.uint8),
             }
         )

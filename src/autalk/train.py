@@ -335,8 +335,11 @@ def _check_resume_config(path: Path, saved: dict[str, Any], expected: dict[str, 
     # A pretraining stage names the model fields it uses; the others (e.g. GAN widths) may change freely.
     used = expected.get("model_fields_used")
     ignore = {f"model.{k}" for k in expected.get("model", {}) if used is not None and k not in used}
-    diff = [line for line in config_diff(saved, expected)
-            if line.split(":")[0] not in RESUMABLE_CHANGES and line.split(":")[0] not in ignore]
+    diff = [
+        line
+        for line in config_diff(saved, expected)
+        if line.split(":")[0] not in RESUMABLE_CHANGES and line.split(":")[0] not in ignore
+    ]
     if diff:
         raise ConfigMismatchError(
             f"{path} was saved with a different config ({len(diff)} field(s) differ):\n  "
@@ -403,6 +406,7 @@ def fit(
         for name in stage.trainable():
             stage.nets[name] = torch.compile(stage.nets[name])
 
+    amp = bool(cfg.amp and stage.device.startswith("cuda"))  # bf16 needs no GradScaler
     ds = stage.dataset()
     log = _Log(out, start_epoch, enabled=d.main)
     t_start = time.perf_counter()
@@ -428,7 +432,8 @@ def fit(
                 batch = _to_device(next(it), stage.device)
                 t_data += time.perf_counter() - t0
                 try:
-                    terms = stage.train_step(batch, epoch)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):  # no-op on the CPU
+                        terms = stage.train_step(batch, epoch)
                 except NonFiniteLossError as e:
                     last = (
                         f"the last good checkpoint {ckpt_path} (after epoch {start_epoch + len(epochs_run)}) "

@@ -307,10 +307,10 @@ def au_probabilities(classifier: nn.Module, frames: np.ndarray, batch: int = 256
     classifier.eval()
     dev = next(classifier.parameters()).device
     s = frames.shape[1]
-    out = [
-        torch.sigmoid(classifier(lower_to_tensor(frames[a : a + batch, s // 2 :]).to(dev))).float().cpu().numpy()
-        for a in range(0, len(frames), batch)
-    ]
+    out = []
+    for a in range(0, len(frames), batch):
+        lower = lower_to_tensor(frames[a : a + batch, s // 2 :]).to(dev)  # (b,3,S/2,S)
+        out.append(torch.sigmoid(classifier(lower)).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -361,11 +361,12 @@ class AUControl:
     ) -> None:
         _bank(generator)
         if tuple(directions.aus) != tuple(generator.cfg.aus):
-            raise ValueError(f"directions are for AUs {directions.aus}, the generator has {generator.cfg.aus}")
+            raise ValueError(f"directions: AUs {directions.aus}, generator: AUs {generator.cfg.aus}")
         if directions.feature_dim != generator.cfg.au_feature_dim:
             raise ValueError(f"directions have {directions.feature_dim} features per AU, the generator "
                              f"{generator.cfg.au_feature_dim}: computed for another model?")
-        self.generator, self.directions, self.classifier, self.norm = generator.eval(), directions, classifier, norm
+        self.generator, self.directions = generator.eval(), directions
+        self.classifier, self.norm = classifier, norm
         self.threads = threads  # 1 on CPU: see generate.render (a 2nd thread slowed small steps down)
         self.amounts = np.zeros(len(directions.aus))
         self.frame = 0
@@ -469,8 +470,9 @@ class AUControl:
         enc = self._need_inputs()
         if not steered and "clip" in self._plain:
             return self._plain["clip"]
+        f_au = self.steered_features() if steered else enc.f_au
         with torch_threads(self._threads()):
-            frames = frames_from_features(self.generator, enc, self.steered_features() if steered else enc.f_au)
+            frames = frames_from_features(self.generator, enc, f_au)
         if not steered:
             self._plain["clip"] = frames
         return frames
@@ -485,6 +487,23 @@ class AUControl:
     def audio2au_probabilities(self) -> np.ndarray:
         """What the audio itself says: the Audio2AU heads' P(present) (T,A) on the unsteered features."""
         return torch.sigmoid(self._need_inputs().au_logits[0]).cpu().numpy()
+
+
+def sweep(control: AUControl, amounts: Sequence[float] = (-2.0, -1.0, 0.0, 1.0, 2.0)
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Each AU's slider alone at each of ``amounts`` (the others at 0), on the current frame:
+    (frames (A,K,S,S,3) uint8, AU classifier probabilities (A,K,A)). The sliders are left at 0."""
+    frames = []
+    for au in control.aus:
+        row = []
+        for v in amounts:
+            control.set_amounts({au: v})
+            row.append(control.preview())
+        frames.append(np.stack(row))
+    control.set_amounts({})
+    out = np.stack(frames)  # (A,K,S,S,3)
+    probs = control.probabilities(out.reshape(-1, *out.shape[2:])).reshape(*out.shape[:2], -1)
+    return out, probs
 
 
 def preview_latency(control: AUControl, au: int = 26, n: int = 21, move: Callable[[float], Any] | None = None,
@@ -561,6 +580,28 @@ def plot_frame_rows(rows: Mapping[str, np.ndarray], frames: Sequence[int], fps: 
             if r == 0:
                 ax.set_title(f"{(k + 0.5) / fps:.2f} s", fontsize=8)
         axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(frames: np.ndarray, probs: np.ndarray, aus: Sequence[int], amounts: Sequence[float],
+               size: float = 1.5) -> plt.Figure:
+    """:func:`sweep`'s lower faces: one row per AU, one column per amount, titled with the classifier's
+    P(that AU present)."""
+    import matplotlib.pyplot as plt
+
+    n_aus, k = frames.shape[:2]
+    s = frames.shape[2]
+    fig, axes = plt.subplots(n_aus, k, figsize=(size * k + 1.4, 0.62 * size * n_aus + 0.6), squeeze=False)
+    for i in range(n_aus):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(frames[i, j, s // 2 :])  # the lower half: what the AU classifier sees
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{amounts[j]:+.0f}: P={probs[i, j, i]:.2f}", fontsize=7)
+        axes[i, 0].set_ylabel(f"AU{aus[i]}", fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle("one slider at a time (amount: the classifier's P(that AU)), lower half of one frame", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -654,8 +695,8 @@ class AUDemo:
         self.video = W.Output()
         self.plot = W.Output()
         self._wire()
-        controls = W.VBox([self.identity_box, self.upload, self.sound_box, W.HBox([self.text, self.speak_button]),
-                           *self.sliders.values(), self.frame_slider, self.reset_button])
+        inputs = [self.identity_box, self.upload, self.sound_box, W.HBox([self.text, self.speak_button])]
+        controls = W.VBox([*inputs, *self.sliders.values(), self.frame_slider, self.reset_button])
         preview = W.VBox([W.HTML("<b>unsteered | steered</b> (this frame)"), self.image, self.readout])
         self.widget = W.VBox([W.HBox([controls, preview]), self.status, self.render_button,
                               W.HBox([self.video, self.plot])])
@@ -760,8 +801,9 @@ class AUDemo:
         self.plot.clear_output()
         gap = np.full((*plain.shape[:2], 2, 3), 255, np.uint8)
         audio, sr = c.audio if c.audio is not None else (None, 25000)
+        pair = np.concatenate([plain, gap, steered], axis=2)  # (T,S,2S+2,3)
         with self.video:
-            display(HTML(video_html(np.concatenate([plain, gap, steered], axis=2), audio, sr=sr, width=2 * 160)))
+            display(HTML(video_html(pair, audio, sr=sr, width=320)))
         if c.classifier is not None:
             import matplotlib.pyplot as plt
 
