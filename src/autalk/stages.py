@@ -79,24 +79,16 @@ def model_config(p: dict[str, Any], **overrides: Any) -> ModelConfig:
 def train_config(p: dict[str, Any], stage: str) -> TrainConfig:
     """TrainConfig of one stage from the flat profile keys (``a2au_*``, ``aucls_*``, ``gan_*``)."""
     seed = int(p.get("seed", 0))
-    if stage == "audio2au":
+    if stage in ("audio2au", "au_classifier"):
+        k = "a2au" if stage == "audio2au" else "aucls"  # the two pretraining stages share their key names
         return TrainConfig(
-            epochs=int(p["a2au_epochs"]),
-            batch_size=int(p["a2au_batch"]),
-            lr=float(p["a2au_lr"]),
+            epochs=int(p[f"{k}_epochs"]),
+            batch_size=int(p[f"{k}_batch"]),
+            lr=float(p[f"{k}_lr"]),
             seed=seed,
             max_batches=int(p["max_batches"]),
-            lr_decay=str(p["a2au_lr_decay"]),
-        )
-    if stage == "au_classifier":
-        return TrainConfig(
-            epochs=int(p["aucls_epochs"]),
-            batch_size=int(p["aucls_batch"]),
-            lr=float(p["aucls_lr"]),
-            seed=seed,
-            max_batches=int(p["max_batches"]),
-            lr_decay=str(p["aucls_lr_decay"]),
-            augment=bool(p["aucls_augment"]),
+            lr_decay=str(p[f"{k}_lr_decay"]),
+            augment=bool(p.get(f"{k}_augment", False)),
         )
     if stage == "generator":
         e1, e2 = int(p["gan_epochs_phase1"]), int(p["gan_epochs_phase2"])
@@ -208,17 +200,16 @@ def lower_to_tensor(x: np.ndarray) -> Tensor:
 
 def au_scores(prob: np.ndarray, labels: np.ndarray, threshold: float | np.ndarray = 0.5) -> dict[str, Any]:
     """Per-AU F1 = 2TP/(2TP+FP+FN) and accuracy (TP+TN)/N of ``prob > threshold`` against 0/1 labels
-    (N,A), and their means over the AUs (the paper's Table 4 layout)."""
-    from autalk.au import agreement
+    (N,A), their means over the AUs (the paper's Table 4 layout) and the AUs' occurrence rates."""
+    from autalk.metrics import au_scores as scores
 
-    pred = prob > np.asarray(threshold)
-    a = agreement(pred, labels)
+    s = scores(np.asarray(prob) > np.asarray(threshold), np.asarray(labels))
     return {
-        "f1": {n: a["per_au"][f"AU{au:02d}"]["f1"] for n, au in zip(AU_NAMES, PAPER_AUS, strict=True)},
-        "acc": {n: a["per_au"][f"AU{au:02d}"]["acc"] for n, au in zip(AU_NAMES, PAPER_AUS, strict=True)},
-        "mean_f1": a["avg_f1"],
-        "mean_acc": a["avg_acc"],
-        "n_frames": a["n"],
+        "f1": s["f1"],
+        "acc": s["acc"],
+        "mean_f1": s["f1_mean"],
+        "mean_acc": s["acc_mean"],
+        "n_frames": s["n"],
         "rate": {n: float(r) for n, r in zip(AU_NAMES, np.asarray(labels).mean(0), strict=True)},
     }
 

@@ -83,6 +83,7 @@ class SyncConfig:
     negatives: int = 2  # off-sync audio windows per positive (the audio stream is cheap)
     augment: bool = True  # random horizontal flips and brightness / contrast of the mouth windows
     audio_norm: str = "cache"  # "cache": norm.json (training speakers); "clip": each clip's own mean / std
+    video_norm: str = "none"  # "none" | "window" (standardise each window) | "motion" (minus its mean frame)
     epochs: int = 4  # passes over every training window
     batch_size: int = 64  # video windows per step
     lr: float = 1e-3  # Adam learning rate (betas 0.9, 0.999)
@@ -98,6 +99,8 @@ class SyncConfig:
             raise ValueError(f"need 1 <= min_shift <= max_shift, got {self.min_shift}, {self.max_shift}")
         if self.audio_norm not in ("cache", "clip"):
             raise ValueError(f"audio_norm must be 'cache' or 'clip', got {self.audio_norm!r}")
+        if self.video_norm not in ("none", "window", "motion"):
+            raise ValueError(f"video_norm must be 'none', 'window' or 'motion', got {self.video_norm!r}")
         if not 0 < self.margin <= 2:
             raise ValueError(f"margin must be in (0, 2] (distances of unit vectors), got {self.margin}")
 
@@ -200,6 +203,7 @@ class VideoEncoder(nn.Module):
     def __init__(self, cfg: SyncConfig) -> None:
         super().__init__()
         c = cfg.video_channels
+        self.norm = cfg.video_norm
         self.convs = nn.Sequential(_conv2d(SYNC_FRAMES, c, 2), _conv2d(c, 2 * c, 2), _conv2d(2 * c, 4 * c, 2),
                                    _conv2d(4 * c, 4 * c, 1))
         h, w = math.ceil(cfg.mouth_h / 8), math.ceil(cfg.mouth_w / 8)
@@ -208,7 +212,19 @@ class VideoEncoder(nn.Module):
                                   nn.Linear(256, cfg.embed_dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.convs(x))
+        return self.head(self.convs(standardise_window(x, self.norm)))
+
+
+def standardise_window(x: Tensor, mode: str) -> Tensor:
+    """``(B, 5, H, W)`` -> the same, per ``SyncConfig.video_norm``: "window" removes each window's
+    brightness and contrast; "motion" first subtracts the window's mean frame, leaving what changes."""
+    if mode == "none":
+        return x
+    if mode == "motion":
+        x = x - x.mean(1, keepdim=True)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-2)
+    return (x - mean) / std
 
 
 class AudioEncoder(nn.Module):

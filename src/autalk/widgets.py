@@ -601,7 +601,8 @@ def plot_sweep(frames: np.ndarray, probs: np.ndarray, aus: Sequence[int], amount
             ax.set_yticks([])
             ax.set_title(f"{amounts[j]:+.0f}: P={probs[i, j, i]:.2f}", fontsize=7)
         axes[i, 0].set_ylabel(f"AU{aus[i]}", fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle("one slider at a time (amount: the classifier's P(that AU)), lower half of one frame", fontsize=9)
+    fig.suptitle("one slider at a time (amount: the classifier's P(that AU)), lower half of one frame",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
