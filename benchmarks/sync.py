@@ -43,6 +43,11 @@ def delayed(mfcc_raw: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([pad, mfcc_raw], axis=1)[:, : mfcc_raw.shape[1]]
 
 
+def _typed(field: str, text: str) -> object:
+    kind = type(getattr(SyncConfig(), field))
+    return text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", default="runs/quick")
@@ -60,7 +65,7 @@ def main() -> None:
     over = dict(kv.split("=", 1) for kv in a.set)
     if a.epochs:
         over["epochs"] = str(a.epochs)
-    cfg = SyncConfig.from_params({}, **{k: type(getattr(SyncConfig(), k))(v) for k, v in over.items()})
+    cfg = SyncConfig.from_params({}, **{k: _typed(k, v) for k, v in over.items()})
     t = time.perf_counter()
     m = train_sync_expert(work, cfg=cfg, progress=False, eval_clips=a.eval_clips)
     print(f"{m['label']}\ntrained {cfg.epochs} epochs on {a.run} in {m['train_seconds_total']:.0f} s "

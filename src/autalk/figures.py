@@ -32,14 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg", force=False)  # no display needed; a notebook's inline backend still shows figures
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from autalk import FPS, PAPER_AUS  # noqa: E402
+from autalk import FPS, PAPER_AUS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,7 +48,7 @@ AU_COLUMNS = tuple(f"AU{a}" for a in PAPER_AUS)
 N_FRAMES = 8  # consecutive frames shown per row (the paper's figures show 7-10)
 MISMATCH_GID = "au-mismatch"  # gid of the red boxes, so tests (and users) can find them
 SILENT_NOISE_RMS = 1e-3  # "only slight noise": Gaussian noise of RMS 1e-3 full scale (-60 dBFS)
-SILENT_SECONDS = 1.6  # length of the silent-audio videos (40 frames at 25 fps)
+SILENT_SECONDS = 1.2  # length of the silent-audio videos (30 frames at 25 fps)
 SPEECH_SR = 16000  # audio is read at the MFCC rate (autalk.audio.SAMPLE_RATE)
 FARNEBACK = {  # cv2.calcOpticalFlowFarneback settings for 64-112 px crops
     "pyr_scale": 0.5,
@@ -67,6 +64,25 @@ TABLE1_KEYS = ("cran", "speech2vid", "baseline", "full", OURS)
 TABLE2_KEYS = ("baseline", "+per", "+id", "+adv", "+au", "full")
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm")
 MAX_EXTRA_VIDEOS = 4  # videos of extra_video_dir shown in Fig. 10 (sorted by name)
+
+# Columns of the Markdown tables (the CSVs hold every column) and what their units are.
+TABLE4_COLUMNS = ("AU", "train_f1", "train_acc_pct", "test_f1", "test_acc_pct", "prior_test_f1",
+                  "prior_test_acc_pct", "paper_train_f1", "paper_train_acc_pct", "paper_test_f1",
+                  "paper_test_acc_pct")
+TABLE5_COLUMNS = ("detector", "frames", "n_frames", "f1", "acc_pct", *(f"{a}_f1" for a in AU_COLUMNS),
+                  "paper_f1", "paper_acc_pct")
+BOXED_COLUMNS = ("clip", "row", "frames", "boxed_pct")
+FLOW_COLUMNS = ("method", "clips", "flow_mean_px", "flow_lower_share", "diff_mean_grey")
+FLOW_NOTE = ("flow: mean |optical flow| between consecutive frames in px/frame (25 fps); lower share: "
+             "fraction of it in the crop's lower half; diff: mean |generated - truth| over RGB in grey "
+             "levels (0-255).")
+SILENT_COLUMNS = ("input", "method", "gap_input_px", "gap_std_px", "gap_dev_px", "gap_max_dev_px")
+SILENT_NOTE = ("gap = inner-lip opening from dlib landmarks on the generated crops, crop px; std over time = "
+               "mouth motion; dev = mean |gap - gap of the input image|; lower is better for both.")
+CROSS_COLUMNS = ("video", "method", "frames", "psnr_db", "ssim", "mouth_r")
+CROSS_NOTE = ("Each method against the video's own frames cut with the identity's crop square: PSNR in dB "
+              "(RGB, 0-255), SSIM (Gaussian 11x11, sigma 1.5), mouth_r = Pearson r of the inner-lip gap over "
+              "time (dlib landmarks on the crops).")
 
 
 # ---- saving ----------------------------------------------------------------------------------------
@@ -183,7 +199,8 @@ def optical_flow(frames: np.ndarray) -> np.ndarray:
 
     clip = np.asarray(frames, dtype=np.uint8)
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip]
-    out = [cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK) for a, b in zip(grey[:-1], grey[1:])]
+    pairs = zip(grey[:-1], grey[1:], strict=True)
+    out = [cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK) for a, b in pairs]
     return np.stack(out).astype(np.float32) if out else np.zeros((0, *clip.shape[1:3], 2), np.float32)
 
 
@@ -256,48 +273,79 @@ class StripRow:
     input: np.ndarray | None = None
 
 
-def _bare(ax: plt.Axes) -> None:
+GAP_PX = 2  # white pixels between the frames of a row
+
+
+def _mosaic(images: Sequence[np.ndarray | None], side: int, gap: int = GAP_PX) -> np.ndarray:
+    """Images (S,S,3) uint8 or (S,S) float side by side with ``gap`` px between them: a uint8 RGB row
+    on white, or a float row with NaN (drawn blank) in the gaps. ``None`` leaves a blank slot."""
+    rgb = any(im is not None and im.ndim == 3 for im in images)
+    shape = (side, len(images) * (side + gap) - gap) + ((3,) if rgb else ())
+    out = np.full(shape, 255, np.uint8) if rgb else np.full(shape, np.nan, np.float32)
+    for k, im in enumerate(images):
+        if im is not None:
+            out[: im.shape[0], k * (side + gap): k * (side + gap) + im.shape[1]] = im
+    return out
+
+
+def _slot_x(k: int, side: int, gap: int = GAP_PX) -> float:
+    """Left edge (data coordinates of :func:`_mosaic`) of image slot ``k``."""
+    return k * (side + gap) - 0.5
+
+
+def _row_axes(ax: plt.Axes, label: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
 
 
-def _red_box(ax: plt.Axes) -> None:
-    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor="red", lw=2.5,
+def _column_titles(ax: plt.Axes, titles: Sequence[str], first_slot: int, side: int) -> None:
+    """Titles above the image slots ``first_slot``, ``first_slot + 1``, ... of a mosaic row."""
+    for k, t in enumerate(titles):
+        ax.text(_slot_x(first_slot + k, side) + side / 2, -2, t, ha="center", va="bottom", fontsize=7)
+
+
+def _red_box(ax: plt.Axes, slot: int, side: int) -> None:
+    ax.add_patch(Rectangle((_slot_x(slot, side), -0.5), side, side, fill=False, edgecolor="red", lw=2.0,
                            clip_on=False, gid=MISMATCH_GID))
 
 
+def boxed_slots(ax: plt.Axes, side: int) -> list[int]:
+    """Which image slots of a :func:`frame_strip` row carry a red mismatch box (0 = first slot)."""
+    return sorted(int(round((p.get_x() + 0.5) / (side + GAP_PX))) for p in ax.patches
+                  if p.get_gid() == MISMATCH_GID)
+
+
 def frame_strip(rows: Sequence[StripRow], col_titles: Sequence[str] | None = None, title: str = "",
-                size: float = 1.15) -> plt.Figure:
-    """Rows of consecutive frames (rows = methods or identities, columns = frames), ``size`` inches per
-    image; a red box around every frame a row marks in ``boxed``; an "input" column first when any row
-    has an ``input`` image."""
+                size: float = 0.9) -> plt.Figure:
+    """Rows of consecutive frames (rows = methods or identities, columns = frames), about ``size`` inches
+    per image, one axes per row; a red box around every frame a row marks in ``boxed``; an "input"
+    column first when any row has an ``input`` image."""
+    side = max(r.frames.shape[1] for r in rows)
     n = max(len(r.frames) for r in rows)
-    lead = any(r.input is not None for r in rows)
-    ncols = n + int(lead)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * size + 1.4, len(rows) * size + 0.5),
+    lead = int(any(r.input is not None for r in rows))
+    fig, axes = plt.subplots(len(rows), 1, figsize=((n + lead) * size + 1.6, len(rows) * size + 0.6),
                              squeeze=False)
-    for i, row in enumerate(rows):
-        if lead and row.input is not None:
-            axes[i, 0].imshow(row.input)
-        for k in range(n):
-            ax = axes[i, k + int(lead)]
-            if k < len(row.frames):
-                ax.imshow(row.frames[k])
-                if row.boxed is not None and row.boxed[k]:
-                    _red_box(ax)
-        for ax in axes[i]:
-            _bare(ax)
-        axes[i, 0].set_ylabel(row.label, rotation=0, ha="right", va="center", fontsize=8)
-    if lead:
-        axes[0, 0].set_title("input", fontsize=8)
-    for k, t in enumerate(col_titles or []):
-        axes[0, k + int(lead)].set_title(t, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.3, w_pad=0.15, h_pad=0.15)
+    for ax, row in zip(axes[:, 0], rows, strict=True):
+        slots = ([row.input] if lead else []) + list(row.frames) + [None] * (n - len(row.frames))
+        ax.imshow(_mosaic(slots, side), interpolation="nearest")
+        for k in np.flatnonzero(row.boxed if row.boxed is not None else []):
+            _red_box(ax, lead + int(k), side)
+        _row_axes(ax, row.label)
+    _column_titles(axes[0, 0], (["input"] if lead else []) + list(col_titles or []), 0, side)
+    _strip_layout(fig, title)
     return fig
+
+
+def _strip_layout(fig: plt.Figure, title: str, right: float = 0.99) -> None:
+    """Rows stacked tightly, room above the first row for column titles; the title above the figure.
+    Row labels stick out on the left: ``save`` (bbox_inches="tight") and the notebook display keep them."""
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.01, right=right, bottom=0.01, top=1 - 0.4 / height, hspace=0.08)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.0, va="bottom")
 
 
 def frame_titles(start: int, n: int, fps: float = FPS) -> list[str]:
@@ -307,7 +355,7 @@ def frame_titles(start: int, n: int, fps: float = FPS) -> list[str]:
 
 def difference_flow_figure(real: np.ndarray, fakes: Mapping[str, np.ndarray], title: str = "",
                            max_flow_px: float | None = None, diff_max: float = 96.0,
-                           size: float = 1.15) -> plt.Figure:
+                           size: float = 0.9) -> plt.Figure:
     """Fig. 7: for ``real`` and each method's ``fakes`` (n+1,S,S,3), columns = frames 1..n: the truth,
     then per method the generated frame, |generated - truth| (grey levels, 0 to ``diff_max``) and the
     optical flow from the previous generated frame (colour: hue = direction, brightness = |flow| up to
@@ -316,36 +364,32 @@ def difference_flow_figure(real: np.ndarray, fakes: Mapping[str, np.ndarray], ti
     if max_flow_px is None:
         mags = np.concatenate([flow_magnitude(f).ravel() for f in flows.values()])
         max_flow_px = max(float(np.percentile(mags, 99)), 0.05)
-    n = len(real) - 1
-    nrows = 1 + 3 * len(fakes)
-    fig, axes = plt.subplots(nrows, n, figsize=(n * size + 2.4, nrows * size + 0.7), squeeze=False)
-    for k in range(n):
-        axes[0, k].imshow(real[k + 1])
-        axes[0, k].set_title(f"frame {k + 1}", fontsize=8)
-    axes[0, 0].set_ylabel("ground truth", rotation=0, ha="right", va="center", fontsize=8)
-    im = None
-    for j, (m, fake) in enumerate(fakes.items()):
+    side, n = real.shape[1], len(real) - 1
+    panels: list[tuple[str, np.ndarray]] = [("ground truth", _mosaic(list(real[1:]), side))]
+    for m, fake in fakes.items():
         diff = difference_maps(fake, real)
         s = flow_summary(flows[m])
-        colour = flow_to_rgb(flows[m], max_flow_px)
-        r0 = 1 + 3 * j
-        for k in range(n):
-            axes[r0, k].imshow(fake[k + 1])
-            im = axes[r0 + 1, k].imshow(diff[k + 1], cmap="magma", vmin=0, vmax=diff_max)
-            axes[r0 + 2, k].imshow(colour[k])
-        labels = (f"{m}\ngenerated", f"{m}\n|gen - truth|\nmean {diff[1:].mean():.1f} / 255",
-                  f"{m}\noptical flow\nmean {s['flow_mean_px']:.2f} px/frame\n"
-                  f"{100 * s['flow_lower_share']:.0f}% in lower half")
-        for r, lab in zip(range(r0, r0 + 3), labels, strict=True):
-            axes[r, 0].set_ylabel(lab, rotation=0, ha="right", va="center", fontsize=7)
-    for ax in axes.flat:
-        _bare(ax)
-    if im is not None:
-        fig.colorbar(im, ax=axes[1:, -1].tolist(), fraction=0.05, pad=0.02,
-                     label="|generated - truth|, mean over RGB (grey levels 0-255)")
+        panels += [(f"{m}\ngenerated", _mosaic(list(fake[1:]), side)),
+                   (f"{m}\n|gen - truth|\nmean {diff[1:].mean():.1f} / 255", _mosaic(list(diff[1:]), side)),
+                   (f"{m}\noptical flow\nmean {s['flow_mean_px']:.2f} px/frame\n"
+                    f"{100 * s['flow_lower_share']:.0f}% in lower half",
+                    _mosaic(list(flow_to_rgb(flows[m], max_flow_px)), side))]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(n * size + 2.6, len(panels) * size + 0.8),
+                             squeeze=False)
+    im = None
+    for ax, (label, mosaic) in zip(axes[:, 0], panels, strict=True):
+        if mosaic.ndim == 2:
+            im = ax.imshow(mosaic, cmap="magma", vmin=0, vmax=diff_max, interpolation="nearest")
+        else:
+            ax.imshow(mosaic, interpolation="nearest")
+        _row_axes(ax, label)
+    _column_titles(axes[0, 0], [f"frame {k}" for k in range(1, n + 1)], 0, side)
     head = title + "\n" if title else ""
-    fig.suptitle(head + f"optical flow colour: hue = direction, brightness = |flow| (black 0, full "
-                 f"{max_flow_px:.2f} px/frame or more)", fontsize=8)
+    _strip_layout(fig, head + "optical flow colour: hue = direction, brightness = |flow| (black 0, full "
+                  f"{max_flow_px:.2f} px/frame or more)", right=0.9)
+    if im is not None:
+        cax = fig.add_axes((0.92, 0.1, 0.015, 0.6))
+        fig.colorbar(im, cax=cax, label="|generated - truth|, mean over RGB\n(grey levels 0-255)")
     return fig
 
 
@@ -361,7 +405,7 @@ def gap_curves(gaps: Mapping[str, Mapping[str, np.ndarray]], input_gaps: Mapping
         ax.set_title(f"{name} input mouth", fontsize=9)
         ax.set_xlabel("time (s)")
     axes[0, 0].set_ylabel("inner-lip gap (crop px)")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
+    axes[0, -1].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -376,16 +420,17 @@ def table4_figure(rows: Sequence[Mapping[str, Any]]) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
     for ax, (metric, unit) in zip(axes, (("f1", "F1 (0-1)"), ("acc_pct", "accuracy (%)")), strict=True):
         bars = (("train", "ours, train", "tab:blue", 0.6), ("test", "ours, test", "tab:blue", 1.0),
-                ("paper_train", "paper, train", "tab:gray", 0.6), ("paper_test", "paper, test", "tab:gray", 1.0))
+                ("paper_train", "paper, train", "tab:gray", 0.6),
+                ("paper_test", "paper, test", "tab:gray", 1.0))
         for i, (key, lab, colour, alpha) in enumerate(bars):
             ax.bar(x + (i - 1.5) * 0.2, [r[f"{key}_{metric}"] for r in rows], 0.2, label=lab, color=colour,
                    alpha=alpha, edgecolor="k", lw=0.3)
         ax.set_xticks(x, names)
         ax.set_ylabel(unit)
         ax.set_ylim(0, 1.0 if metric == "f1" else 100)
-    axes[0].legend(fontsize=7, ncol=2)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
     fig.suptitle("Table 4: AU classifier on real frames (ours: this corpus; paper: GRID)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -422,7 +467,7 @@ def au_detection_row(detector: str, frames: str, pred: np.ndarray, true: np.ndar
                            "f1": float(s["f1_mean"]), "acc_pct": 100 * float(s["acc_mean"])}
     for au, name in zip(PAPER_AUS, AU_COLUMNS, strict=True):
         row[f"{name}_f1"] = float(s["f1"][f"AU{au:02d}"])
-    ref = paper.TABLE5_GRID.get(paper_key, (float("nan"), float("nan"))) if paper_key else (np.nan, np.nan)
+    ref = paper.TABLE5_GRID.get(paper_key or "", (np.nan, np.nan))
     row["paper_f1"], row["paper_acc_pct"] = float(ref[0]), float(ref[1])
     return row
 
@@ -449,7 +494,8 @@ def openface_presence(folder: str | os.PathLike[str], names: Sequence[str],
             p[idx[ok]] = of.presence[ok]
             v[idx[ok]] = of.valid[ok]
             if (~v).sum():
-                notes.append(f"{name}: {int((~v).sum())} of {t} frames not tracked by OpenFace, left out")
+                notes.append(f"{name}: {int((~v).sum())} of {t} frames untracked or missing in the CSV, "
+                             "left out")
         preds.append(p)
         valid.append(v)
     return np.concatenate(preds), np.concatenate(valid), notes
@@ -462,10 +508,10 @@ Model = tuple["nn.Module", "NormStats"]
 
 def method_label(key: str) -> str:
     """A row's name in the figures: the Table 1/2 labels of ``autalk.experiments`` (same budget, notebook
-    05) and "ours (nb 04)" for notebook 04's longer-trained model."""
+    05; the full row is "ours: full, nb 05 budget") and "ours: full, nb 04" for notebook 04's model."""
     from autalk.experiments import LABELS
 
-    return {OURS: "ours (nb 04)", "full": "ours (nb 05 budget)"}.get(key, LABELS.get(key, key))
+    return {OURS: "ours: full, nb 04", "full": "ours: full, nb 05 budget"}.get(key, LABELS.get(key, key))
 
 
 def load_models(run: str | os.PathLike[str], seed: int = 0, device: str = "cpu",
@@ -497,44 +543,86 @@ def generate_all(models: Mapping[str, Model], clip: Mapping[str, Any]) -> dict[s
 
 def pick_clips(clips: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
     """``n`` clips, one per speaker first (in split order), then further clips."""
-    first = list({c["speaker"]: c for c in reversed(clips)}.values())[::-1]
+    first: list[Mapping[str, Any]] = []
+    for c in clips:
+        if all(c["speaker"] != f["speaker"] for f in first):
+            first.append(c)
     rest = [c for c in clips if all(c is not f for f in first)]
     return (first + rest)[:n]
 
 
+def qualitative_name(corpus_kind: str) -> str:
+    """``fig04_qualitative`` for a TCD-TIMIT corpus (the paper's Fig. 4), else ``fig03_qualitative``."""
+    return "fig04_qualitative" if corpus_kind == "tcd" else "fig03_qualitative"
+
+
+def offset_titles(n: int = N_FRAMES, fps: float = FPS) -> list[str]:
+    """Column titles of consecutive frames: time after the first shown frame, in ms."""
+    return [f"+{1000 * k / fps:.0f} ms" for k in range(n)]
+
+
 def method_frames(models: Mapping[str, Model], clip: Mapping[str, Any], keys: Sequence[str],
-                  classifier: nn.Module | None, n: int = N_FRAMES,
-                  start: int | None = None) -> tuple[list[StripRow], list[str], dict[str, float]]:
-    """Figs. 3-5: the truth and each method over ``n`` consecutive frames of a test clip (default: the
-    window with the most AU label changes). A frame is boxed when the AU classifier's presence on the
-    generated lower half disagrees with the truth labels in any AU. Returns (rows, column titles,
-    share of boxed frames over the whole clip per row, the truth row included as the classifier's own
-    error rate on real frames)."""
+                  classifier: nn.Module | None, n: int = N_FRAMES) -> tuple[list[StripRow], list[dict]]:
+    """Figs. 3-5 for one test clip: the truth and each method in ``keys`` over the ``n`` consecutive
+    frames with the most AU label changes. A generated frame is boxed when the AU classifier's presence
+    on its lower half disagrees with the truth labels in any AU. Returns (rows, one dict per row with the
+    share of boxed frames over the whole clip, in %; for the truth it is the classifier's own error rate
+    on real frames)."""
     from autalk.evaluate import classifier_presence
 
-    start = busiest_window(clip["au"], n) if start is None else start
+    start = busiest_window(clip["au"], n)
     fakes = generate_all({k: models[k] for k in keys}, clip)
     sel = slice(start, start + n)
+    src = f"{clip['speaker']}/{clip['clip_id']}"
     everything = {"ground truth": clip["frames"], **{method_label(k): fakes[k] for k in keys}}
-    rows, share = [], {}
+    rows, shares = [], []
     for label, frames in everything.items():
         miss = None
         if classifier is not None:
             miss = au_mismatch(classifier_presence(classifier, frames), clip["au"])
-            share[label] = float(miss.mean())
+            shares.append({"clip": src, "row": label, "frames": len(miss),
+                           "boxed_pct": 100 * float(miss.mean())})
         boxed = None if miss is None or label == "ground truth" else miss[sel]
-        name = f"{clip['speaker']}/{clip['clip_id']}\n{label}" if label == "ground truth" else label
+        name = f"{src}, frames {start}-{start + n - 1}\n{label}" if label == "ground truth" else label
         rows.append(StripRow(name, frames[sel], boxed))
-    return rows, frame_titles(start, n), share
+    return rows, shares
+
+
+def qualitative(models: Mapping[str, Model], clips: Sequence[Mapping[str, Any]], keys: Sequence[str],
+                classifier: nn.Module | None, n: int = N_FRAMES) -> tuple[list[StripRow], list[dict]]:
+    """:func:`method_frames` of several clips, stacked (the paper shows two speakers)."""
+    rows, shares = [], []
+    for clip in clips:
+        r, s = method_frames(models, clip, keys, classifier, n)
+        rows += r
+        shares += s
+    return rows, shares
 
 
 def flow_frames(models: Mapping[str, Model], clip: Mapping[str, Any], keys: Sequence[str],
                 n: int = N_FRAMES) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fig. 7 input: (truth, {method: generated}) over ``n + 1`` consecutive frames of the busiest window."""
-    start = max(0, busiest_window(clip["au"], n + 1))
+    start = busiest_window(clip["au"], n + 1)
     fakes = generate_all({k: models[k] for k in keys}, clip)
     sel = slice(start, start + n + 1)
     return clip["frames"][sel], {method_label(k): fakes[k][sel] for k in keys}
+
+
+def flow_table(models: Mapping[str, Model], clips: Sequence[Mapping[str, Any]],
+               keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Fig. 7 in numbers, per method in ``keys`` over whole clips: mean |optical flow| between
+    consecutive frames (px/frame), its share in the lower half of the crop, and the mean |generated -
+    truth| (grey levels); the real frames first as the reference."""
+    made = [generate_all({k: models[k] for k in keys}, c) for c in clips]
+    out = []
+    for key in ("ground truth", *keys):
+        frames = [c["frames"] for c in clips] if key == "ground truth" else [m[key] for m in made]
+        s = flow_summary(np.concatenate([optical_flow(f) for f in frames]))
+        pairs = zip(frames, clips, strict=True)
+        diff = float(np.mean([difference_maps(f, c["frames"]).mean() for f, c in pairs]))
+        out.append({"method": key if key == "ground truth" else method_label(key), "clips": len(clips),
+                    **s, "diff_mean_grey": diff})
+    return out
 
 
 def extreme_mouths(clips: Sequence[Mapping[str, Any]], max_frames: int = 300) -> dict[str, dict[str, Any]]:
@@ -585,12 +673,12 @@ def silent_runs(models: Mapping[str, Model], inputs: Mapping[str, Mapping[str, A
     return out
 
 
-def silent_rows(runs: Sequence[SilentRun], inputs: Mapping[str, Mapping[str, Any]],
-                methods: Sequence[str], n: int = N_FRAMES) -> list[StripRow]:
+def silent_rows(runs: Sequence[SilentRun], inputs: Mapping[str, Mapping[str, Any]], methods: Sequence[str],
+                n: int = N_FRAMES, fps: float = FPS) -> tuple[list[StripRow], list[str]]:
     """Fig. 8 strip: per input (closed, open) the input image and ``n`` frames spread over the silent
-    video of each method in ``methods`` (labels). Frames whose gap differs from the input's by more than
-    1 crop px are boxed."""
-    rows = []
+    video of each method in ``methods`` (labels). A frame whose inner-lip gap differs from the input's
+    by more than 1 crop px is boxed. Returns (rows, column titles)."""
+    rows, idx = [], np.zeros(0, int)
     for name, inp in inputs.items():
         for r in runs:
             if r.input_name != name or r.method not in methods:
@@ -598,11 +686,41 @@ def silent_rows(runs: Sequence[SilentRun], inputs: Mapping[str, Mapping[str, Any
             idx = np.linspace(0, len(r.frames) - 1, n).round().astype(int)
             moved = np.abs(r.gaps[idx] - inp["gap_px"]) > 1.0
             rows.append(StripRow(f"{name} mouth\n{r.method}", r.frames[idx], moved, inp["image"]))
-    return rows
+    return rows, [f"{(k + 0.5) / fps:.2f} s" for k in idx]
 
 
-def same_audio_frames(model: Model, audio_clip: Mapping[str, Any], identities: Sequence[Mapping[str, Any]],
-                      words: Sequence[Segment] = (), n: int = N_FRAMES) -> tuple[list[StripRow], list[str], str]:
+def silent_gaps(runs: Sequence[SilentRun], inputs: Mapping[str, Mapping[str, Any]],
+                methods: Sequence[str]) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, float]]:
+    """:func:`gap_curves` input: ({input: {method: gap per frame (px)}}, {input: the input's gap (px)})."""
+    gaps = {name: {r.method: r.gaps for r in runs if r.input_name == name and r.method in methods}
+            for name in inputs}
+    return gaps, {name: float(inp["gap_px"]) for name, inp in inputs.items()}
+
+
+def silent_table(runs: Sequence[SilentRun], inputs: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Fig. 8 in numbers: one row per input image and method with :func:`mouth_motion` (crop px)."""
+    return [{"input": r.input_name, "input_frame": inputs[r.input_name]["source"], "method": r.method,
+             "frames": len(r.frames), **r.motion} for r in runs]
+
+
+def same_audio_inputs(cache: str | os.PathLike[str], clips: Sequence[Mapping[str, Any]],
+                      n_identities: int = 3) -> tuple[Mapping[str, Any], list[Mapping[str, Any]], list]:
+    """Fig. 9 inputs: (the first test clip, whose sound drives every face; ``n_identities`` other test
+    clips, other speakers first, whose first frames are the faces; the sound clip's words)."""
+    from autalk.evaluate import clip_transcript
+
+    audio_clip = clips[0]
+    others = pick_clips([c for c in clips if c is not audio_clip and c["speaker"] != audio_clip["speaker"]]
+                        + [c for c in clips if c is not audio_clip and c["speaker"] == audio_clip["speaker"]],
+                        n_identities)
+    words, _ = clip_transcript(cache, audio_clip["speaker"], audio_clip["clip_id"])
+    return audio_clip, others, words
+
+
+def same_audio_frames(
+    model: Model, audio_clip: Mapping[str, Any], identities: Sequence[Mapping[str, Any]],
+    words: Sequence[Segment] = (), n: int = N_FRAMES,
+) -> tuple[list[StripRow], list[str], str]:
     """Fig. 9: one test clip's audio driving several identities (first frames of ``identities``' clips),
     over the ``n`` frames around its longest word (else its busiest AU window). Returns (rows: the
     truth, then one per identity; column titles; the word)."""
@@ -666,9 +784,12 @@ def cross_sources(grid_dir: str | os.PathLike[str], speech_dir: str | os.PathLik
     notes: list[str] = []
     paths = sorted(Path(grid_dir).glob("*/video/*.mpg"))
     if extra_video_dir:
+        if not Path(extra_video_dir).is_dir():
+            raise FileNotFoundError(f"extra_video_dir {extra_video_dir!r} is not a folder: give a folder of "
+                                    f"videos ({', '.join(VIDEO_SUFFIXES)}) or leave it empty")
         extra = sorted(p for p in Path(extra_video_dir).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         if len(extra) > MAX_EXTRA_VIDEOS:
-            notes.append(f"{extra_video_dir}: {len(extra)} videos, the first {MAX_EXTRA_VIDEOS} by name shown")
+            notes.append(f"{extra_video_dir}: {len(extra)} videos; the first {MAX_EXTRA_VIDEOS} by name used")
         paths += extra[:MAX_EXTRA_VIDEOS]
     videos = []
     for p in paths:
@@ -681,10 +802,10 @@ def cross_sources(grid_dir: str | os.PathLike[str], speech_dir: str | os.PathLik
     return videos, speech, notes
 
 
-def cross_frames(models: Mapping[str, Model], sources: Sequence[Source],
+def cross_frames(models: Mapping[str, Model], sources: Sequence[Source], keys: Sequence[str],
                  n: int = N_FRAMES) -> tuple[list[StripRow], dict[str, dict[str, np.ndarray]]]:
-    """Figs. 10/11: every source's real frames (when it has them) and each model's over the ``n`` frames
-    with the loudest audio. Returns (rows, {source: {label: all generated frames}})."""
+    """Figs. 10/11: every source's real frames (when it has them) and each model in ``keys`` over the
+    ``n`` frames with the loudest audio. Returns (rows, {source: {label: all generated frames}})."""
     from autalk.generate import audio_features, render
 
     rows, made = [], {}
@@ -692,12 +813,14 @@ def cross_frames(models: Mapping[str, Model], sources: Sequence[Source],
         start = loudest_window(s.audio, s.sr, s.n_frames, n)
         sel = slice(start, start + n)
         made[s.name] = {method_label(k): render(g, s.identity, audio_features(s.audio, s.sr, nm, s.n_frames))
-                        for k, (g, nm) in models.items()}
+                        for k, (g, nm) in ((k, models[k]) for k in keys)}
+        span = f"frames {start}-{start + n - 1}"
         if s.real is not None:
-            rows.append(StripRow(f"{s.name}\nreal, frames {start}-{start + n - 1}", s.real[sel], None,
+            rows.append(StripRow(f"{s.name}\nreal, {span}", s.real[sel], None, s.identity))
+        for i, (label, frames) in enumerate(made[s.name].items()):
+            first = s.real is None and i == 0
+            rows.append(StripRow(f"{s.name}\n{label}" + (f", {span}" if first else ""), frames[sel], None,
                                  s.identity))
-        for label, frames in made[s.name].items():
-            rows.append(StripRow(f"{s.name}\n{label}", frames[sel], None, s.identity))
     return rows, made
 
 
@@ -756,6 +879,21 @@ def table5_rows(det: Mapping[str, Any], openface: tuple[np.ndarray, np.ndarray] 
             pred, valid = openface
             rows.append(au_detection_row("OpenFace (your CSVs)", name, pred[valid], true[valid], "OpenFace"))
     return rows
+
+
+def load_openface(folder: str, clips: Sequence[Mapping[str, Any]]) -> tuple[tuple | None, list[str]]:
+    """Table 5's OpenFace row input: (presence, valid) of the generated clips from ``<folder>/<speaker>_
+    <clip_id>.csv``, or None with a note saying how to get it when ``folder`` is empty."""
+    if not folder:
+        return None, ["OpenFace is not available here: no openface_dir given. Run OpenFace 2.x "
+                      "`FeatureExtraction -f <video> -aus` on the generated videos written below and "
+                      "pass the folder of its CSVs as openface_dir to add the paper's OpenFace row."]
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"openface_dir {folder!r} is not a folder: give the folder of OpenFace's "
+                                "CSVs (<speaker>_<clip_id>.csv) or leave it empty")
+    names = [f"{c['speaker']}_{c['clip_id']}" for c in clips]
+    pred, valid, notes = openface_presence(folder, names, [len(c["frames"]) for c in clips])
+    return (pred, valid), notes
 
 
 def write_clips(frames: Sequence[np.ndarray], clips: Sequence[Mapping[str, Any]],

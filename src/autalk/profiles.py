@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "03_au_classifier": "notebooks/03_au_classifier_pretraining.ipynb",
     "04_gan": "notebooks/04_gan_training.ipynb",
     "05_ablations": "notebooks/05_ablations_and_baselines.ipynb",
+    "05_sync_expert": "notebooks/05_ablations_and_baselines.ipynb",
     "06_figures": "notebooks/06_figures_and_tables.ipynb",
 }
 

@@ -250,12 +250,12 @@ def encode_inputs(generator: nn.Module, identity: np.ndarray, mfcc: np.ndarray) 
 @torch.inference_mode()
 def frames_from_features(
     generator: nn.Module, enc: Encoded, f_au: Tensor, frames: Sequence[int] | None = None,
-    chunk: int = DECODE_CHUNK,
+    chunk: int = DECODE_CHUNK, raw: bool = False,
 ) -> np.ndarray:
     """Frames ``(len(frames),S,S,3) uint8`` (default every frame) from cached inputs and AU features
-    f_au (1,T,A*F): the GRU runs from frame 0 to the last frame asked for, the decoder only on those."""
-    from autalk.data.dataset import to_uint8
-
+    f_au (1,T,A*F): the GRU runs from frame 0 to the last frame asked for, the decoder only on those.
+    ``raw``: float32 grey levels in [0,255] before rounding (``round`` of it is the uint8 frame), so
+    changes smaller than one grey level can be shown too."""
     t = enc.n_frames
     idx = list(range(t)) if frames is None else [int(k) for k in frames]
     if not idx or min(idx) < 0 or max(idx) >= t:
@@ -272,8 +272,10 @@ def frames_from_features(
     out = []
     for a in range(0, len(idx), chunk):
         h = ft[a : a + chunk]
-        out.append(to_uint8(generator.decoder(h, [e.expand(len(h), *e.shape[1:]) for e in enc.skips])))
-    return np.concatenate(out)
+        x = generator.decoder(h, [e.expand(len(h), *e.shape[1:]) for e in enc.skips])  # (n,3,S,S)
+        out.append(((x.float().clamp(-1, 1) + 1) * 127.5).movedim(1, -1).cpu().numpy())  # dataset.to_uint8
+    grey = np.concatenate(out)  # (N,S,S,3) float32
+    return grey if raw else np.round(grey).astype(np.uint8)
 
 
 def preview_frame(
@@ -453,17 +455,20 @@ class AUControl:
         """f_au (1,T,A*F) with ``amounts`` (default the sliders') applied."""
         return steer(self._need_inputs().f_au, self.directions, self.amounts if amounts is None else amounts)
 
-    def preview(self, steered: bool = True) -> np.ndarray:
-        """The current frame ``(S,S,3) uint8``, steered (or not); only the GRU and one decoder pass run."""
+    def preview(self, steered: bool = True, raw: bool = False) -> np.ndarray:
+        """The current frame ``(S,S,3) uint8``, steered (or not: cached per frame); only the GRU and one
+        decoder pass run. ``raw``: float grey levels before rounding (:func:`frames_from_features`)."""
         enc = self._need_inputs()
-        if not steered:
-            key = f"frame{self.frame}"
-            if key not in self._plain:
-                with torch_threads(self._threads()):
-                    self._plain[key] = frames_from_features(self.generator, enc, enc.f_au, [self.frame])[0]
-            return self._plain[key]
-        with torch_threads(self._threads()):
-            return frames_from_features(self.generator, enc, self.steered_features(), [self.frame])[0]
+        key = f"frame{self.frame}"
+        if steered or key not in self._plain:
+            f_au = self.steered_features() if steered else enc.f_au
+            with torch_threads(self._threads()):
+                grey = frames_from_features(self.generator, enc, f_au, [self.frame], raw=True)[0]
+            if not steered:
+                self._plain[key] = grey
+        else:
+            grey = self._plain[key]
+        return grey if raw else np.round(grey).astype(np.uint8)
 
     def render(self, steered: bool = True) -> np.ndarray:
         """Every frame ``(T,S,S,3) uint8``, steered by the sliders (or not: cached per input)."""
@@ -649,6 +654,16 @@ def _png(image: np.ndarray, px: int) -> bytes:
     return buf.tobytes()
 
 
+def change_map(change: np.ndarray) -> np.ndarray:
+    """Where steering changed a frame: (S,S) absolute change -> (S,S,3) uint8 heat map scaled to its own
+    max (black = unchanged), so an undertrained model's sub-grey-level changes are visible too."""
+    import cv2
+
+    peak = float(change.max())
+    level = np.zeros(change.shape, np.uint8) if peak <= 0 else np.round(255 * change / peak).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
 def decode_upload(content: bytes | memoryview) -> np.ndarray:
     """An uploaded image file's bytes -> (H,W,3) uint8 RGB, or a ValueError saying what to upload."""
     import cv2
@@ -664,7 +679,7 @@ class AUDemo:
 
     def __init__(
         self, control: AUControl, identities: Mapping[str, np.ndarray],
-        sounds: Mapping[str, tuple[np.ndarray, int]], image_px: int = 256,
+        sounds: Mapping[str, tuple[np.ndarray, int]], image_px: int = 160,
     ) -> None:
         import ipywidgets as W
 
@@ -672,23 +687,25 @@ class AUDemo:
             raise ValueError("build_demo needs at least one identity crop and one sound")
         self.control, self.image_px = control, image_px
         self.identities, self.sounds = dict(identities), dict(sounds)
-        self.identity_box = W.Dropdown(options=list(self.identities), description="face")
-        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload a photo")
-        self.sound_box = W.Dropdown(options=list(self.sounds), description="audio")
-        self.text = W.Text(placeholder="or type a sentence, e.g. bin blue at f two now", description="say")
+        wide = {"description_width": "150px"}  # one label width, so the controls line up
+        self.identity_box = W.Dropdown(options=list(self.identities), description="face", style=wide)
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload photo")
+        self.sound_box = W.Dropdown(options=list(self.sounds), description="audio", style=wide)
+        self.text = W.Text(placeholder="or type a sentence, e.g. bin blue at f two now", description="say",
+                           style=wide, layout=W.Layout(width="340px"))
         self.speak_button = W.Button(description="speak it", icon="comment")
         self.sliders = {
             au: W.FloatSlider(value=0.0, min=AMOUNT_RANGE[0], max=AMOUNT_RANGE[1], step=0.1,
                               description=f"AU{au} {AU_NAMES.get(au, '')}", continuous_update=True,
-                              style={"description_width": "150px"}, layout=W.Layout(width="420px"))
+                              style=wide, layout=W.Layout(width="440px"))
             for au in control.aus
         }
         for au, s in self.sliders.items():
             s.add_class(f"autalk-au{au}")
         self.frame_slider = W.IntSlider(value=0, min=0, max=0, description="frame",
-                                        style={"description_width": "150px"}, layout=W.Layout(width="420px"))
+                                        style=wide, layout=W.Layout(width="440px"))
         self.reset_button = W.Button(description="reset sliders", icon="undo")
-        self.image = W.Image(format="png", layout=W.Layout(width=f"{2 * image_px + 8}px"))
+        self.image = W.Image(format="png")  # natural size: image_px high
         self.image.add_class("autalk-preview")
         self.readout = W.HTML()
         self.status = W.HTML()
@@ -697,8 +714,10 @@ class AUDemo:
         self.plot = W.Output()
         self._wire()
         inputs = [self.identity_box, self.upload, self.sound_box, W.HBox([self.text, self.speak_button])]
-        controls = W.VBox([*inputs, *self.sliders.values(), self.frame_slider, self.reset_button])
-        preview = W.VBox([W.HTML("<b>unsteered | steered</b> (this frame)"), self.image, self.readout])
+        controls = W.VBox([*inputs, *self.sliders.values(), self.frame_slider, self.reset_button],
+                          layout=W.Layout(min_width="460px"))  # room for the slider labels and readouts
+        title = W.HTML("<b>unsteered | steered | where it changed</b> (this frame)")
+        preview = W.VBox([title, self.image, self.readout])
         self.widget = W.VBox([W.HBox([controls, preview]), self.status, self.render_button,
                               W.HBox([self.video, self.plot])])
         self.on_inputs()
@@ -778,15 +797,23 @@ class AUDemo:
         self.refresh_preview()
 
     def refresh_preview(self) -> np.ndarray:
-        """Redraw unsteered | steered of the current frame (and the classifier's view of both)."""
-        plain, steered = self.control.preview(steered=False), self.control.preview()
+        """Redraw unsteered | steered | change of the current frame, and the classifier's view of both."""
+        plain_f, steered_f = self.control.preview(steered=False, raw=True), self.control.preview(raw=True)
+        plain, steered = (np.round(x).astype(np.uint8) for x in (plain_f, steered_f))
+        change = np.abs(steered_f - plain_f).mean(axis=-1)  # (S,S) grey levels, before rounding
         gap = np.full((plain.shape[0], 2, 3), 255, np.uint8)
-        self.image.value = _png(np.concatenate([plain, gap, steered], axis=1), self.image_px)
+        panels = [plain, gap, steered, gap, change_map(change)]
+        self.image.value = _png(np.concatenate(panels, axis=1), self.image_px)
+        lines = [f"change: max {change.max():.3g}, mean {change.mean():.3g} grey levels (0-255); "
+                 "right panel scaled to its max"]
         if self.control.classifier is not None:
             p = self.control.probabilities(np.stack([plain, steered]))  # (2,A)
-            cells = "".join(f"<td>AU{au}</td><td>{p[0, i]:.2f} &rarr; <b>{p[1, i]:.2f}</b></td>"
-                            for i, au in enumerate(self.control.aus))
-            self.readout.value = f"AU classifier P(present), this frame: <table><tr>{cells}</tr></table>"
+            cells = " &nbsp; ".join(
+                f"<span style='white-space:nowrap'>AU{au} {p[0, i]:.2f}&rarr;<b>{p[1, i]:.2f}</b></span>"
+                for i, au in enumerate(self.control.aus)
+            )
+            lines.append(f"AU classifier P(present), unsteered&rarr;steered: {cells}")
+        self.readout.value = "<br>".join(lines)
         return steered
 
     def on_render(self) -> np.ndarray:
@@ -808,9 +835,10 @@ class AUDemo:
         if c.classifier is not None:
             import matplotlib.pyplot as plt
 
+            fig = plot_probabilities(c.probabilities(plain), c.probabilities(steered), c.aus, c.frame)
             with self.plot:
-                fig = plot_probabilities(c.probabilities(plain), c.probabilities(steered), c.aus, c.frame)
-                plt.show(fig)
+                display(fig)
+            plt.close(fig)  # shown once, in the Output widget
         return steered
 
     def say(self, message: str, error: bool = False) -> None:
@@ -819,7 +847,7 @@ class AUDemo:
 
 def build_demo(
     control: AUControl, identities: Mapping[str, np.ndarray], sounds: Mapping[str, tuple[np.ndarray, int]],
-    image_px: int = 256,
+    image_px: int = 160,
 ) -> tuple[Any, AUDemo]:
     """The AU-control widget and its :class:`AUDemo` (whose methods are the callbacks).
 
