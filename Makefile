@@ -11,7 +11,7 @@ PROFILE ?= quick
 TORCH_INDEX ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: reproduce test venv pytest nbval lint check-notebooks notebooks bench clean-runs lock
+.PHONY: reproduce test venv pytest nbval browser lint check-notebooks notebooks bench clean-runs lock
 
 ## The main job: corpus + every notebook in order with papermill (quick profile by default).
 reproduce: $(STAMP)
@@ -24,7 +24,7 @@ reproduce: $(STAMP)
 	@echo "Executed notebooks: runs/$(PROFILE)/executed/   Figures: figures/"
 
 ## Unit tests, then nbval over every notebook prepared with the smoke profile.
-test: $(STAMP) lint check-notebooks pytest nbval
+test: $(STAMP) lint check-notebooks pytest nbval browser
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
@@ -43,7 +43,7 @@ check-notebooks: $(STAMP)
 	$(BIN)/python -m autalk.nbcheck notebooks
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/test_browser.py
 
 nbval: $(STAMP)
 	@rm -rf runs/smoke/prepared && mkdir -p runs/smoke/prepared
@@ -51,6 +51,11 @@ nbval: $(STAMP)
 	  $(BIN)/papermill --prepare-only --kernel python3 -f params/smoke.yaml "$$nb" "runs/smoke/prepared/$$(basename $$nb)" 2>/dev/null; \
 	done
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 runs/smoke/prepared
+
+## Notebook 07 in a real browser (JupyterLab + headless Chromium); needs nbval's smoke run first.
+## Skipped, with the reason, where no Chromium is installed (`apt-get install chromium chromium-driver`).
+browser: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests/test_browser.py
 
 bench: $(STAMP)
 	@set -e; for b in benchmarks/*.py; do echo "==> $$b"; $(BIN)/python $$b; done

@@ -886,8 +886,9 @@ def load_openface(folder: str, clips: Sequence[Mapping[str, Any]]) -> tuple[tupl
     <clip_id>.csv``, or None with a note saying how to get it when ``folder`` is empty."""
     if not folder:
         return None, ["OpenFace is not available here: no openface_dir given. Run OpenFace 2.x "
-                      "`FeatureExtraction -f <video> -aus` on the generated videos written below and "
-                      "pass the folder of its CSVs as openface_dir to add the paper's OpenFace row."]
+                      "`FeatureExtraction -f <video> -aus` on the generated clips this notebook writes "
+                      "(runs/<profile>/06_figures/generated_nb04/) and pass the folder of its CSVs as "
+                      "openface_dir to add the paper's OpenFace row."]
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"openface_dir {folder!r} is not a folder: give the folder of OpenFace's "
                                 "CSVs (<speaker>_<clip_id>.csv) or leave it empty")

@@ -30,9 +30,10 @@ tests call directly; :func:`build_demo` wires it to ipywidgets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from torch import Tensor, nn
 
 from autalk import FPS, PAPER_AUS
 from autalk.generate import DECODE_CHUNK, audio_features, torch_threads
+from autalk.viz import AU_NAMES
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -51,7 +53,6 @@ if TYPE_CHECKING:
     from autalk.stages import FrameTable
 
 AMOUNT_RANGE = (-2.0, 2.0)  # slider limits, in units of one present-vs-absent difference
-AU_NAMES = {10: "upper lip raiser", 14: "dimpler", 20: "lip stretcher", 25: "lips part", 26: "jaw drop"}
 
 
 # ---- directions --------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ class AUControl:
         self.mfcc: np.ndarray | None = None
         self.audio: tuple[np.ndarray, int] | None = None
         self.encoded: Encoded | None = None
-        self._plain: dict[str, np.ndarray] = {}  # unsteered results of the current inputs
+        self._plain: dict[str, np.ndarray] = {}  # unsteered: frames (float grey levels), the clip (uint8)
 
     @property
     def aus(self) -> tuple[int, ...]:
@@ -712,6 +713,7 @@ class AUDemo:
         self.render_button = W.Button(description="render the clip", icon="film", button_style="primary")
         self.video = W.Output()
         self.plot = W.Output()
+        self._busy = False  # True while a callback sets widget values itself (see _quiet)
         self._wire()
         inputs = [self.identity_box, self.upload, self.sound_box, W.HBox([self.text, self.speak_button])]
         controls = W.VBox([*inputs, *self.sliders.values(), self.frame_slider, self.reset_button],
@@ -723,15 +725,27 @@ class AUDemo:
         self.on_inputs()
 
     def _wire(self) -> None:
-        self.identity_box.observe(lambda ch: self.on_inputs(), names="value")
-        self.sound_box.observe(lambda ch: self.on_inputs(), names="value")
-        self.upload.observe(lambda ch: self.on_upload(ch["new"]), names="value")
-        self.speak_button.on_click(lambda _: self.on_speak(self.text.value))
+        def on_value(widget: Any, callback: Callable[[Any], Any]) -> None:
+            widget.observe(lambda ch: None if self._busy else callback(ch["new"]), names="value")
+
+        on_value(self.identity_box, lambda _: self.on_inputs())
+        on_value(self.sound_box, lambda _: self.on_inputs())
+        on_value(self.upload, self.on_upload)
         for au, s in self.sliders.items():
-            s.observe(lambda ch, au=au: self.on_amount(au, ch["new"]), names="value")
-        self.frame_slider.observe(lambda ch: self.on_frame(ch["new"]), names="value")
+            on_value(s, lambda v, au=au: self.on_amount(au, v))
+        on_value(self.frame_slider, self.on_frame)
+        self.speak_button.on_click(lambda _: self.on_speak(self.text.value))
         self.reset_button.on_click(lambda _: self.on_reset())
         self.render_button.on_click(lambda _: self.on_render())
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Set widget values without their observers firing (the caller redraws once, after)."""
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
 
     # -- callbacks --
 
@@ -740,9 +754,9 @@ class AUDemo:
         face, sound = self.identity_box.value, self.sound_box.value
         self.control.load(self.identities[face], self.sounds[sound])
         t = self.control.n_frames
-        with self.frame_slider.hold_trait_notifications():
+        with self._quiet():
             self.frame_slider.max = t - 1
-            self.frame_slider.value = min(t // 2, t - 1)  # mid-clip: usually speech, not the silent lead-in
+            self.frame_slider.value = t // 2  # mid-clip: usually speech, not the silent lead-in
         self.control.set_frame(self.frame_slider.value)
         self.say(f"face <b>{face}</b>, audio <b>{sound}</b>: {t} frames ({t / FPS:.2f} s)")
         self.refresh_preview()
@@ -762,8 +776,10 @@ class AUDemo:
             return
         name = f"upload: {f.get('name', 'photo')}"
         self.identities[name] = crop
-        self.identity_box.options = list(self.identities)
-        self.identity_box.value = name  # triggers on_inputs
+        with self._quiet():
+            self.identity_box.options = list(self.identities)
+            self.identity_box.value = name
+        self.on_inputs()
         if info.notes:
             self.say("; ".join(info.notes))
 
@@ -778,8 +794,10 @@ class AUDemo:
             return
         name = f"said: {text.strip()[:40]}"
         self.sounds[name] = sound
-        self.sound_box.options = list(self.sounds)
-        self.sound_box.value = name  # triggers on_inputs
+        with self._quiet():
+            self.sound_box.options = list(self.sounds)
+            self.sound_box.value = name
+        self.on_inputs()
 
     def on_amount(self, au: int, value: float) -> None:
         self.control.set_amount(au, value)
@@ -790,8 +808,8 @@ class AUDemo:
         self.refresh_preview()
 
     def on_reset(self) -> None:
-        for s in self.sliders.values():
-            with s.hold_trait_notifications():
+        with self._quiet():
+            for s in self.sliders.values():
                 s.value = 0.0
         self.control.set_amounts([0.0] * len(self.control.aus))
         self.refresh_preview()

@@ -25,7 +25,7 @@ def make_cache(out: Path, n_clips: int = 3, t: int = 24, seed: int = 0, size: in
     base_lm[:, 0] = np.linspace(6, 26, 68) * k
     base_lm[:, 1] = np.linspace(6, 26, 68) * k
     base_lm[48:68] = np.stack([np.linspace(11, 21, 20), np.full(20, 23.0)], 1) * k  # mouth around row 23
-    for k, (spk, split) in enumerate(SPEAKERS.items()):
+    for n, (spk, split) in enumerate(SPEAKERS.items()):
         skin = rng.integers(80, 200, 3)
         for c in range(n_clips):
             au = (rng.random((t, 5)) < [0.2, 0.3, 0.4, 0.5, 0.4]).astype(np.uint8)
@@ -43,7 +43,7 @@ def make_cache(out: Path, n_clips: int = 3, t: int = 24, seed: int = 0, size: in
                 "au_intensity": au.astype(np.float32) * 2,
                 "landmarks": np.repeat(base_lm[None], t, 0),
             }
-            cid = f"c{k}{c}"
+            cid = f"c{n}{c}"
             cache.save_clip(cache.clip_path(out, spk, cid), arrays, {"speaker": spk, "clip_id": cid})
             clips.append(
                 {
