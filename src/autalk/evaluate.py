@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autalk import PAPER_AUS, metrics
+from autalk import metrics
 from autalk.audio import NormStats
 from autalk.data.cache import load_clip, read_manifest
 
@@ -234,8 +234,6 @@ def format_summary(summary: Sequence[dict[str, Any]], keys: Sequence[str] = SUMM
         lines.append(m.ljust(14) + "".join(c.rjust(22) for c in cells))
     return "\n".join(lines)
 
-
-AUS = PAPER_AUS
 
 
 def clip_transcript(cache: str | os.PathLike[str], speaker: str, clip_id: str) -> tuple[list, list]:

@@ -381,13 +381,10 @@ def load_model(
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (...,H,W,3) -> float32 (...,3,H,W) in [-1,1], the dataset's scaling."""
-    import torch
+    """uint8 (...,H,W,3) -> float32 (...,3,H,W) in [-1,1], the dataset's scaling (``dataset.to_image``)."""
+    from autalk.data.dataset import to_image
 
-    y = np.moveaxis(image, -1, -3).astype(np.float32, order="C")
-    y *= np.float32(1 / 127.5)
-    y -= np.float32(1.0)
-    return torch.from_numpy(y)
+    return to_image(image)
 
 
 def _decode_features(gen: nn.Module, identity: torch.Tensor, mfcc: torch.Tensor):

@@ -188,11 +188,10 @@ class FrameTable(Dataset):
 
 
 def lower_to_tensor(x: np.ndarray) -> Tensor:
-    """uint8 (B,h,w,3) -> float (B,3,h,w) in [-1,1] (numpy arithmetic: see dataset._to_image)."""
-    y = np.moveaxis(x, -1, -3).astype(np.float32, order="C")
-    y *= np.float32(1 / 127.5)
-    y -= np.float32(1.0)
-    return torch.from_numpy(y)
+    """uint8 (B,h,w,3) -> float (B,3,h,w) in [-1,1]: the dataset's image scaling (``dataset.to_image``)."""
+    from autalk.data.dataset import to_image
+
+    return to_image(x)
 
 
 # ---- scores ----

@@ -31,7 +31,7 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -531,11 +531,3 @@ def fit(
 def adam(params: Iterable[Any], cfg: TrainConfig, lr: float | None = None) -> torch.optim.Adam:
     """Adam with the run's betas (paper: beta1 0.5)."""
     return torch.optim.Adam(params, lr=cfg.lr if lr is None else lr, betas=(cfg.beta1, cfg.beta2))
-
-
-def train_config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)
-
-
-def with_epochs(cfg: TrainConfig, epochs: int) -> TrainConfig:
-    return replace(cfg, epochs=epochs, phase1_epochs=min(cfg.phase1_epochs, epochs))

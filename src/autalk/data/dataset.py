@@ -117,8 +117,8 @@ class ClipDataset(Dataset):
             start, stop = 0, n
         c = self.clips[i]
         return {
-            "identity": _to_image(arr["frames"][0]),
-            "frames": _to_image(arr["frames"][start:stop]),
+            "identity": to_image(arr["frames"][0]),
+            "frames": to_image(arr["frames"][start:stop]),
             "mfcc": arr["mfcc"][start:stop],
             "au": arr["au"][start:stop],
             "au_intensity": arr["au_intensity"][start:stop],
@@ -132,7 +132,7 @@ def _nbytes(arr: dict) -> int:
     return sum(v.nbytes if isinstance(v, np.ndarray) else v.numel() * v.element_size() for v in arr.values())
 
 
-def _to_image(x: np.ndarray) -> torch.Tensor:
+def to_image(x: np.ndarray) -> torch.Tensor:
     """uint8 (...,H,W,3) -> contiguous float32 (...,3,H,W) in [-1, 1].
 
     Done in numpy on purpose: torch's multi-threaded element-wise ops on these small tensors stall badly
