@@ -261,6 +261,19 @@ def test_csim_same_face_is_one_and_another_face_is_lower(grid_crops):
     assert M.csim_frames(crops[0], crops[:3]).shape == (3,)
 
 
+def test_quality_columns_score_a_still_face_as_the_identity_and_blur_as_less_sharp(grid_crops):
+    from autalk.experiments import quality_columns
+
+    crops = grid_crops[64][0]  # (10,64,64,3)
+    clip = {"frames": crops}
+    still = quality_columns(np.repeat(crops[:1], 10, axis=0), clip, stride=5)
+    assert still["csim"] == pytest.approx(1.0, abs=1e-6)  # copying I_id keeps the identity exactly
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in crops])
+    sharp, soft = quality_columns(crops, clip, stride=3), quality_columns(blurred, clip, stride=3)
+    assert sharp["cpbd"] > soft["cpbd"]
+    assert soft["csim"] < still["csim"]
+
+
 # ------------------------------------------------------------------------------------ clip rows, CSV
 def test_clip_metrics_of_ground_truth_against_itself_are_ideal(grid_crops):
     real = grid_crops[64][0]

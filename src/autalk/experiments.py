@@ -44,7 +44,25 @@ TABLE_KEYS = (
     "au_cls_acc",
     "lse_d",
     "lse_c",
+    "csim",
+    "cpbd",
 )
+#: CSIM and CPBD are measured on every QUALITY_STRIDE-th frame: dlib's face-recognition ResNet is the
+#: slowest metric here (tens of ms a frame on a CPU), and neighbouring frames are near duplicates.
+QUALITY_STRIDE = 5
+#: Bumped when the per-clip columns change, so cached ``eval/test_clips_rows.json`` files are rescored.
+SCORES_VERSION = 2
+
+
+def quality_columns(frames: np.ndarray, clip: dict[str, Any],
+                    stride: int = QUALITY_STRIDE) -> dict[str, float]:
+    """Identity and sharpness of generated frames ``(T,S,S,3) uint8``: ``csim`` (cosine similarity of dlib
+    face embeddings with the identity image, the clip's first real frame, which every generator here gets
+    as I_id) and ``cpbd`` (:func:`metrics.cpbd`, mean over frames), both on every ``stride``-th frame."""
+    sub = np.asarray(frames)[:: max(1, int(stride))]
+    cp = [metrics.cpbd(f) for f in sub]
+    return {"csim": metrics.csim(clip["frames"][0], sub),
+            "cpbd": float(np.nanmean(cp)) if np.isfinite(cp).any() else float("nan")}
 
 
 def row_kwargs(row: str) -> dict[str, str]:
@@ -87,12 +105,14 @@ def evaluate_rows(
     device: str = "cpu",
     extra: Callable[[np.ndarray, dict[str, Any]], dict[str, float]] | None = None,
     progress: bool = True,
+    quality: bool = True,
 ) -> dict[str, Any]:
     """Score every trained row (and the copy-identity / ground-truth references) on the same test clips.
 
     ``extra(fake_frames, clip) -> {metric: value}`` adds per-clip metrics (e.g. LSE-D / LSE-C of the sync
-    expert). Per-clip rows are cached in each row's ``eval/test_clips_rows.json`` and reused when the
-    checkpoint has not changed since. Returns {"rows": per-clip dicts, "clips": the test clips}."""
+    expert); ``quality`` adds CSIM and CPBD (:func:`quality_columns`). Per-clip rows are cached in each
+    row's ``eval/test_clips_rows.json`` and reused when the checkpoint has not changed since.
+    Returns {"rows": per-clip dicts, "clips": the test clips}."""
     from autalk.stages import cache_dir, load_generator, load_pretrained
 
     cache = cache_dir(run)
@@ -103,7 +123,13 @@ def evaluate_rows(
         classifier, _ = load_pretrained(run, "au_classifier", device=device)
     except FileNotFoundError:
         classifier = None
-    key = {"clips": [c["clip_id"] for c in clips], "extra": extra is not None}
+    key = {"clips": [c["clip_id"] for c in clips], "extra": extra is not None, "quality": quality,
+           "version": SCORES_VERSION}
+
+    def more(frames: np.ndarray, clip: dict[str, Any]) -> dict[str, float]:
+        return {**(extra(frames, clip) if extra is not None else {}),
+                **(quality_columns(frames, clip) if quality else {})}
+
     all_rows: list[dict[str, Any]] = []
     for row in rows:
         for seed in seeds:
@@ -124,8 +150,7 @@ def evaluate_rows(
             mine = evaluate.score_clips(fakes, clips, detector, classifier, row, progress, memo["landmarks"])
             for r, fake, clip in zip(mine, fakes, clips, strict=True):
                 r["seed"] = seed
-                if extra is not None:
-                    r.update(extra(fake, clip))
+                r.update(more(fake, clip))
             atomic_write_json(cached, {"key": key, "rows": mine}, default=float)
             all_rows += mine
     for ref, make in evaluate._reference_makers().items():
@@ -134,8 +159,7 @@ def evaluate_rows(
         )
         for r, clip in zip(refs, clips, strict=True):
             r["seed"] = -1
-            if extra is not None:
-                r.update(extra(make(clip), clip))
+            r.update(more(make(clip), clip))
         all_rows += refs
     return {"rows": all_rows, "clips": clips}
 
